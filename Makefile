@@ -1,0 +1,43 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint migrate demo worker clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## Serve the portal with demo data and live usage at http://127.0.0.1:8000
+run: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py rundemo
+
+## Run the whole suite (PostgreSQL/Redis parts run when DATABASE_URL/REDIS_URL are set)
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) manage.py spectacular --validate --fail-on-warn --file /dev/null
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) manage.py charging_bench
+
+lint: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate --noinput
+
+## A real Celery worker (needs REDIS_URL)
+worker: $(STAMP)
+	$(VENV)/bin/celery -A portal worker --loglevel=info
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .test-*.sqlite3* staticfiles

@@ -1,0 +1,15 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from charging.selectors import ledger_mismatches
+
+
+class Command(BaseCommand):
+    help = "Checks that every balance equals the sum of its ledger; exits non-zero if one does not."
+
+    def handle(self, *args, **options):
+        problems = ledger_mismatches()
+        for problem in problems:
+            self.stderr.write(problem)
+        if problems:
+            raise CommandError(f"{len(problems)} balances differ from their ledger")
+        self.stdout.write(self.style.SUCCESS("ledger ok: every balance equals the sum of its ledger"))

@@ -1,0 +1,93 @@
+"""Reads of balances, the ledger and usage."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+from django.utils import timezone
+
+from charging.models import Bucket, LedgerEntry, MoneyBalance, UsageEvent
+from charging.units import format_units
+from portal.models import Line
+from portal.money import format_money
+
+
+def line_buckets(*, line: Line, at: datetime | None = None) -> QuerySet[Bucket]:
+    """Allowances usable now, in the order they are drawn from."""
+    at = at or timezone.now()
+    return (
+        Bucket.objects.filter(line=line, valid_from__lte=at)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+        .order_by("priority", "valid_until", "pk")
+    )
+
+
+def bucket_view(bucket: Bucket) -> dict:
+    percent = 0 if bucket.initial == 0 else round(100 * bucket.remaining / bucket.initial)
+    return {
+        "id": bucket.pk,
+        "name": bucket.name,
+        "unit": bucket.unit,
+        "remaining": bucket.remaining,
+        "initial": bucket.initial,
+        "percent_left": percent,
+        "display": format_units(bucket.remaining, bucket.unit),
+        "initial_display": format_units(bucket.initial, bucket.unit),
+    }
+
+
+def line_balance_snapshot(*, line_id: int) -> dict:
+    """The compact state a live page needs to redraw one line."""
+    line = Line.objects.select_related("billing_account").get(pk=line_id)
+    account = line.billing_account
+    amount = MoneyBalance.objects.filter(billing_account=account).values_list("amount", flat=True).first()
+    amount = amount if amount is not None else Decimal(0)
+    return {
+        "buckets": [bucket_view(b) for b in line_buckets(line=line)],
+        "money": {
+            "account": account.pk,
+            "amount": str(amount),
+            "display": format_money(amount, account.currency),
+        },
+    }
+
+
+def line_recent_usage(*, line: Line, limit: int = 10) -> QuerySet[UsageEvent]:
+    return UsageEvent.objects.filter(line=line, status=UsageEvent.Status.CHARGED).order_by("-occurred_at")[:limit]
+
+
+def line_usage_by_hour(*, line: Line, unit: str, hours: int = 24, now: datetime | None = None) -> list[dict]:
+    """Units drawn per hour over the last ``hours`` hours, oldest first, for the usage chart."""
+    now = now or timezone.now()
+    start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
+    totals = [0] * hours
+    events = UsageEvent.objects.filter(
+        line=line, unit=unit, status=UsageEvent.Status.CHARGED, occurred_at__gte=start
+    ).values_list("occurred_at", "quantity")
+    for occurred_at, quantity in events:
+        index = int((occurred_at - start).total_seconds() // 3600)
+        if 0 <= index < hours:
+            totals[index] += quantity
+    return [{"hour": (start + timedelta(hours=i)).isoformat(), "units": totals[i]} for i in range(hours)]
+
+
+def ledger_mismatches() -> list[str]:
+    """Every balance that differs from the sum of its ledger; empty when the books agree."""
+    problems = []
+    bucket_sums = dict(
+        LedgerEntry.objects.filter(bucket__isnull=False).values_list("bucket").annotate(total=Sum("units"))
+    )
+    for bucket_id, remaining in Bucket.objects.values_list("pk", "remaining"):
+        total = bucket_sums.get(bucket_id, 0)
+        if total != remaining:
+            problems.append(f"bucket {bucket_id}: remaining {remaining}, ledger {total}")
+    money_sums = dict(
+        LedgerEntry.objects.filter(money_balance__isnull=False)
+        .values_list("money_balance")
+        .annotate(total=Sum("amount"))
+    )
+    for balance_id, amount in MoneyBalance.objects.values_list("pk", "amount"):
+        total = money_sums.get(balance_id, Decimal(0))
+        if total != amount:
+            problems.append(f"money balance {balance_id}: amount {amount}, ledger {total}")
+    return problems

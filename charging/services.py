@@ -1,0 +1,232 @@
+"""Writes to balances and the ledger. Each service owns its transaction."""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from charging import live
+from charging.locks import buckets_lock, money_balance_lock, usage_event_lock
+from charging.models import Bucket, BucketDefinition, LedgerEntry, MoneyBalance, UsageEvent
+from charging.rating import rate_usage
+from charging.usage_records import usage_record_parse
+from portal.models import BillingAccount, Line
+from portal.money import money
+
+
+def money_balance_open(*, billing_account: BillingAccount) -> MoneyBalance:
+    balance, _ = MoneyBalance.objects.get_or_create(billing_account=billing_account)
+    return balance
+
+
+@transaction.atomic
+def bucket_grant(
+    *,
+    line: Line,
+    name: str,
+    unit: str,
+    quantity: int,
+    valid_until: datetime | None = None,
+    priority: int = 100,
+    definition: BucketDefinition | None = None,
+    reason: str = "",
+    reference: str = "",
+    actor=None,
+) -> Bucket:
+    """Gives a line a new allowance; the grant is the bucket's first ledger entry."""
+    if quantity <= 0:
+        raise ValueError("an allowance must be positive")
+    bucket = Bucket.objects.create(
+        line=line,
+        definition=definition,
+        name=name,
+        unit=unit,
+        initial=quantity,
+        remaining=quantity,
+        priority=priority,
+        valid_until=valid_until,
+    )
+    LedgerEntry.objects.create(
+        billing_account_id=line.billing_account_id,
+        bucket=bucket,
+        kind=LedgerEntry.Kind.GRANT,
+        units=quantity,
+        reason=reason or f"{name} granted",
+        reference=reference,
+        actor=actor,
+    )
+    live.line_changed_on_commit(line_id=line.pk)
+    return bucket
+
+
+@transaction.atomic
+def money_post(
+    *,
+    billing_account: BillingAccount,
+    amount: Decimal,
+    kind: str,
+    reason: str,
+    reference: str = "",
+    actor=None,
+) -> LedgerEntry:
+    """Moves an account's money balance by ``amount`` (negative for a charge) with its ledger row."""
+    amount = money(amount)
+    money_balance_open(billing_account=billing_account)
+    balance = money_balance_lock(billing_account_id=billing_account.pk)
+    MoneyBalance.objects.filter(pk=balance.pk).update(amount=F("amount") + amount)
+    entry = LedgerEntry.objects.create(
+        billing_account=billing_account,
+        money_balance=balance,
+        kind=kind,
+        amount=amount,
+        reason=reason,
+        reference=reference,
+        actor=actor,
+    )
+    for line_id in billing_account.lines.values_list("pk", flat=True):
+        live.line_changed_on_commit(line_id=line_id)
+    return entry
+
+
+def usage_event_ingest(*, payload: dict, source: str = "mediation") -> tuple[UsageEvent, bool]:
+    """Stores a usage record once and queues its charge; a repeat returns the stored event.
+
+    Returns ``(event, created)``. A record that fails its checks is stored as rejected with
+    the reason per field (in ``event.reason``) and charges nothing.
+    """
+    from charging.tasks import charge_usage_event  # the task module imports this one
+
+    external_id = payload.get("external_id")
+    if isinstance(external_id, str) and external_id:
+        existing = UsageEvent.objects.filter(source=source, external_id=external_id).first()
+        if existing is not None:
+            return existing, False
+
+    record, errors = usage_record_parse(payload)
+    fields = {
+        "source": source,
+        "payload": payload,
+        "external_id": external_id if isinstance(external_id, str) and external_id else f"missing:{uuid.uuid4()}",
+    }
+    if record is None:
+        fields.update(
+            status=UsageEvent.Status.REJECTED,
+            reason=_format_errors(errors),
+            errors=errors,
+            msisdn=str(payload.get("msisdn") or "")[:20],
+        )
+    else:
+        fields.update(
+            msisdn=record.msisdn,
+            line=record.line,
+            service=record.service,
+            unit=record.unit,
+            quantity=record.quantity,
+            occurred_at=record.occurred_at,
+        )
+    try:
+        with transaction.atomic():
+            event = UsageEvent.objects.create(**fields)
+            if record is not None:
+                transaction.on_commit(lambda: charge_usage_event.delay(event.pk))
+    except IntegrityError:
+        # Delivered twice at once: the other delivery stored it first, and its answer stands.
+        return UsageEvent.objects.get(source=source, external_id=fields["external_id"]), False
+    return event, True
+
+
+def _format_errors(errors: dict[str, str]) -> str:
+    return "; ".join(f"{field}: {reason}" for field, reason in errors.items())
+
+
+@transaction.atomic
+def usage_event_charge(*, event_id: int) -> UsageEvent:
+    """Charges a received usage event: allowances first, soonest-expiring first, then money.
+
+    Runs once per event: a charged or rejected event is returned unchanged.
+    """
+    event = usage_event_lock(event_id=event_id)
+    if event.status != UsageEvent.Status.RECEIVED:
+        return event
+    line = Line.objects.select_related("billing_account").get(pk=event.line_id)
+    at = event.occurred_at
+
+    usable = Bucket.objects.filter(line=line, unit=event.unit, remaining__gt=0, valid_from__lte=at).filter(
+        Q(valid_until__isnull=True) | Q(valid_until__gt=at)
+    )
+    buckets = sorted(
+        buckets_lock(queryset=usable),
+        key=lambda b: (b.priority, b.valid_until is None, b.valid_until or at, b.pk),
+    )
+    outstanding = event.quantity
+    for bucket in buckets:
+        if outstanding == 0:
+            break
+        take = min(bucket.remaining, outstanding)
+        Bucket.objects.filter(pk=bucket.pk).update(remaining=F("remaining") - take)
+        LedgerEntry.objects.create(
+            billing_account_id=line.billing_account_id,
+            bucket=bucket,
+            kind=LedgerEntry.Kind.USAGE,
+            units=-take,
+            usage_event=event,
+            reason=f"{event.service} usage",
+            created_at=at,
+        )
+        outstanding -= take
+
+    amount = Decimal(0)
+    if outstanding:
+        amount = rate_usage(service=event.service, units=outstanding)
+        if amount:
+            money_balance_open(billing_account=line.billing_account)
+            balance = money_balance_lock(billing_account_id=line.billing_account_id)
+            MoneyBalance.objects.filter(pk=balance.pk).update(amount=F("amount") - amount)
+            LedgerEntry.objects.create(
+                billing_account_id=line.billing_account_id,
+                money_balance=balance,
+                kind=LedgerEntry.Kind.USAGE,
+                amount=-amount,
+                usage_event=event,
+                reason=f"{event.service} usage beyond allowances",
+                created_at=at,
+            )
+
+    event.status = UsageEvent.Status.CHARGED
+    event.units_from_buckets = event.quantity - outstanding
+    event.amount_charged = amount
+    event.charged_at = timezone.now()
+    event.save(update_fields=["status", "units_from_buckets", "amount_charged", "charged_at"])
+    live.line_changed_on_commit(line_id=line.pk)
+    return event
+
+
+def usage_event_replay(*, event: UsageEvent) -> UsageEvent:
+    """Checks a rejected record again (after its cause was fixed) and charges it if it passes."""
+    from charging.tasks import charge_usage_event
+
+    with transaction.atomic():
+        event = usage_event_lock(event_id=event.pk)
+        if event.status != UsageEvent.Status.REJECTED:
+            return event
+        record, errors = usage_record_parse({**event.payload, "external_id": event.external_id})
+        if record is None:
+            event.reason = _format_errors(errors)
+            event.errors = errors
+            event.save(update_fields=["reason", "errors"])
+            return event
+        event.line = record.line
+        event.msisdn = record.msisdn
+        event.service = record.service
+        event.unit = record.unit
+        event.quantity = record.quantity
+        event.occurred_at = record.occurred_at
+        event.status = UsageEvent.Status.RECEIVED
+        event.reason = ""
+        event.errors = {}
+        event.save()
+        transaction.on_commit(lambda: charge_usage_event.delay(event.pk))
+    return event

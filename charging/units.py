@@ -1,0 +1,41 @@
+"""Services the network charges for and the integer unit each is counted in."""
+
+from django.db import models
+
+
+class Unit(models.TextChoices):
+    BYTES = "bytes", "Bytes"
+    SECONDS = "seconds", "Seconds"
+    MESSAGES = "messages", "Messages"
+
+
+class Service(models.TextChoices):
+    DATA = "data", "Data"
+    VOICE = "voice", "Voice"
+    SMS = "sms", "SMS"
+    VIDEO = "video", "Video conferencing"
+
+
+SERVICE_UNIT: dict[str, str] = {
+    Service.DATA.value: Unit.BYTES.value,
+    Service.VOICE.value: Unit.SECONDS.value,
+    Service.SMS.value: Unit.MESSAGES.value,
+    Service.VIDEO.value: Unit.SECONDS.value,
+}
+
+_MB = 1024 * 1024
+_GB = 1024 * _MB
+
+
+def format_units(quantity: int, unit: str) -> str:
+    """How a quantity reads on the dashboard, e.g. ``1.25 GB``, ``12 min 05 s``, ``40 SMS``."""
+    if unit == Unit.BYTES:
+        if abs(quantity) >= _GB:
+            return f"{quantity / _GB:,.2f} GB"  # display only; the stored value stays exact
+        return f"{quantity / _MB:,.1f} MB"
+    if unit == Unit.SECONDS:
+        minutes, seconds = divmod(int(quantity), 60)
+        return f"{minutes:,} min {seconds:02d} s"
+    if unit == Unit.MESSAGES:
+        return f"{quantity:,} SMS"
+    return f"{quantity:,} {unit}"

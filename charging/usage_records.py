@@ -1,0 +1,102 @@
+"""Parsing and checking a usage record as it arrives from the network.
+
+A record that fails a check is not thrown away: the caller stores it as rejected, with the
+field and the reason, so it can be replayed once the cause is fixed.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from charging.units import SERVICE_UNIT, Service
+from portal.models import Line
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    external_id: str
+    msisdn: str
+    line: Line
+    service: str
+    unit: str
+    quantity: int
+    occurred_at: datetime
+
+
+def usage_record_parse(payload: dict, *, now: datetime | None = None) -> tuple[UsageRecord | None, dict[str, str]]:
+    """Returns the parsed record, or ``None`` and a reason per offending field."""
+    now = now or timezone.now()
+    errors: dict[str, str] = {}
+
+    external_id = payload.get("external_id")
+    if not isinstance(external_id, str) or not external_id.strip():
+        errors["external_id"] = "Required: the network's unique id of this record."
+    elif len(external_id) > 100:
+        errors["external_id"] = "At most 100 characters."
+
+    service = payload.get("service")
+    if service not in Service.values:
+        errors["service"] = f"Unknown service {service!r}; expected one of {', '.join(Service.values)}."
+
+    unit = payload.get("unit")
+    expected_unit = SERVICE_UNIT.get(service)
+    if unit is None:
+        unit = expected_unit
+    elif expected_unit and unit != expected_unit:
+        errors["unit"] = f"Unknown unit {unit!r} for {service}; expected {expected_unit!r}."
+
+    quantity = payload.get("quantity")
+    if isinstance(quantity, bool) or not isinstance(quantity, int | str):
+        errors["quantity"] = "Required: a whole number of units."
+    else:
+        try:
+            quantity = int(quantity)
+        except ValueError:
+            errors["quantity"] = "Must be a whole number of units."
+        else:
+            if quantity <= 0:
+                errors["quantity"] = "Must be positive."
+
+    occurred_at = payload.get("occurred_at")
+    if occurred_at in (None, ""):
+        occurred_at = now
+    else:
+        parsed = parse_datetime(occurred_at) if isinstance(occurred_at, str) else None
+        if parsed is None:
+            errors["occurred_at"] = "Must be an ISO 8601 date and time."
+        elif timezone.is_naive(parsed):
+            errors["occurred_at"] = "Must carry a time zone offset."
+        elif parsed > now + MAX_CLOCK_SKEW:
+            errors["occurred_at"] = "Lies in the future."
+        else:
+            occurred_at = parsed
+
+    msisdn = payload.get("msisdn")
+    line = None
+    if not isinstance(msisdn, str) or not msisdn:
+        errors["msisdn"] = "Required: the line's MSISDN."
+    else:
+        line = Line.objects.filter(msisdn=msisdn).first()
+        if line is None:
+            errors["msisdn"] = f"Unknown line {msisdn}."
+        elif not line.is_active:
+            errors["msisdn"] = f"Line {msisdn} is {line.status}."
+
+    if errors:
+        return None, errors
+    return (
+        UsageRecord(
+            external_id=external_id,
+            msisdn=msisdn,
+            line=line,
+            service=service,
+            unit=unit,
+            quantity=quantity,
+            occurred_at=occurred_at,
+        ),
+        {},
+    )

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class EnterpriseConfig(AppConfig):
+    name = "enterprise"
+    verbose_name = "Enterprise cost centres"

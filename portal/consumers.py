@@ -1,0 +1,60 @@
+"""The live websocket: pushes balance changes of the lines a user may see.
+
+On connect it joins the groups of the user's own lines; a client may also subscribe to one
+more line by id, which is allowed only if the user may see that line. Consumers never write.
+"""
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from charging.live import line_group
+from portal.selectors import lines_owned_by, lines_visible_to
+
+CLOSE_UNAUTHENTICATED = 4401
+
+
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.groups_joined: set[str] = set()
+        await self.accept()
+        for line_id in await self._own_line_ids(user):
+            await self._join(line_group(line_id))
+        await self.send_json({"type": "ready", "lines": sorted(self._line_ids())})
+
+    async def disconnect(self, code):
+        for group in getattr(self, "groups_joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        if content.get("action") != "subscribe":
+            await self.send_json({"type": "error", "code": "unknown_action"})
+            return
+        line_id = content.get("line")
+        if not isinstance(line_id, int) or not await self._may_see_line(self.scope["user"], line_id):
+            # The same answer whether the line is someone else's or does not exist.
+            await self.send_json({"type": "error", "code": "not_found", "line": line_id})
+            return
+        await self._join(line_group(line_id))
+        await self.send_json({"type": "subscribed", "line": line_id})
+
+    async def line_changed(self, event):
+        await self.send_json({"type": "line.changed", "line": event["line"], **event["snapshot"]})
+
+    async def _join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined.add(group)
+
+    def _line_ids(self) -> set[int]:
+        return {int(g.split(".")[1]) for g in self.groups_joined if g.startswith("line.")}
+
+    @database_sync_to_async
+    def _own_line_ids(self, user) -> list[int]:
+        return list(lines_owned_by(user=user).values_list("pk", flat=True))
+
+    @database_sync_to_async
+    def _may_see_line(self, user, line_id: int) -> bool:
+        return lines_visible_to(user=user).filter(pk=line_id).exists()

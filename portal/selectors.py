@@ -1,0 +1,24 @@
+"""Reads of customer accounts, always scoped to who is asking."""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from portal.models import Line
+
+
+def lines_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Line]:
+    """Lines a user may see: a consumer their own; a call-centre agent every line."""
+    if not user.is_authenticated:
+        return Line.objects.none()
+    if user.is_staff and user.has_perm("portal.view_line"):
+        return Line.objects.all()
+    return Line.objects.filter(billing_account__customer__user=user)
+
+
+def lines_owned_by(*, user: AbstractBaseUser) -> QuerySet[Line]:
+    """The lines on the user's own dashboard."""
+    return (
+        Line.objects.filter(billing_account__customer__user=user)
+        .select_related("billing_account", "billing_account__customer")
+        .order_by("msisdn")
+    )

@@ -1,0 +1,26 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from portal import views
+
+selfcare_patterns = (
+    [
+        path("", views.dashboard, name="dashboard"),
+        path("lines/<int:line_id>/", views.line_detail, name="line-detail"),
+    ],
+    "selfcare",
+)
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="selfcare:dashboard", permanent=False)),
+    path("selfcare/", include(selfcare_patterns)),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/", include("charging.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]

@@ -1,0 +1,67 @@
+"""A consumer watches the dashboard in headless Chromium while usage is charged."""
+
+import json
+import urllib.request
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from charging.models import Bucket
+from portal.demo import mediation_token
+from tests.factories import MB, LineFactory, UserFactory, data_bucket
+from tests.livetools import asgi_server
+from tests.services import chromium_path
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    executable = chromium_path()
+    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
+    # still plain synchronous code, which Django allows once told so.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def post_usage(base_url: str, token: str, record: dict) -> int:
+    request = urllib.request.Request(
+        f"{base_url}/api/usage/",
+        data=json.dumps(record).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def test_dashboard_shows_the_new_remaining_amount_without_a_reload(browser):
+    user = UserFactory(username="carla")
+    line = LineFactory(billing_account__customer__user=user, msisdn="31630000001")
+    bucket = data_bucket(line, 100 * MB)
+    token = mediation_token()
+
+    with asgi_server() as base_url:
+        page = browser.new_page()
+        page.goto(f"{base_url}/accounts/login/")
+        page.get_by_label("Username").fill("carla")
+        page.get_by_label("Password").fill("secret-pass")
+        page.get_by_role("button", name="Log in").click()
+        remaining = page.locator(f'[data-bucket-id="{bucket.pk}"] .remaining')
+        expect(remaining).to_have_text("100.0 MB")
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+        page.evaluate("window.loadedOnce = true")
+
+        status = post_usage(
+            base_url, token, {"external_id": "b-1", "msisdn": line.msisdn, "service": "data", "quantity": 25 * MB}
+        )
+
+        assert status == 201
+        expect(remaining).to_have_text("75.0 MB", timeout=1000)
+        assert page.evaluate("window.loadedOnce") is True  # the same page, not a reload
+        assert Bucket.objects.get(pk=bucket.pk).remaining == 75 * MB

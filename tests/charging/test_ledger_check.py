@@ -1,0 +1,24 @@
+import pytest
+from django.core.management import CommandError, call_command
+from django.db.models import F
+
+from charging.models import Bucket
+from tests.factories import MB, LineFactory, data_bucket
+
+pytestmark = pytest.mark.django_db
+
+
+def test_ledger_check_passes_when_balances_match_their_ledger(capsys):
+    data_bucket(LineFactory(), 5 * MB)
+
+    call_command("ledger_check")
+
+    assert "ledger ok" in capsys.readouterr().out
+
+
+def test_ledger_check_fails_on_a_balance_changed_without_a_ledger_entry():
+    bucket = data_bucket(LineFactory(), 5 * MB)
+    Bucket.objects.filter(pk=bucket.pk).update(remaining=F("remaining") - 1)
+
+    with pytest.raises(CommandError, match="1 balances differ"):
+        call_command("ledger_check")
