@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 
-from charging.models import Bucket, BucketDefinition, LedgerEntry, Tariff, UsageEvent
+from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, RatePlan, Tariff, UsageEvent
 from charging.services import usage_event_replay
 
 
@@ -64,3 +64,22 @@ class TariffAdmin(admin.ModelAdmin):
 @admin.register(BucketDefinition)
 class BucketDefinitionAdmin(admin.ModelAdmin):
     list_display = ["name", "unit", "quantity", "validity_days", "priority"]
+
+
+class TariffInline(admin.TabularInline):
+    model = Tariff
+    extra = 0
+
+
+@admin.register(RatePlan)
+class RatePlanAdmin(admin.ModelAdmin):
+    list_display = ["name", "code"]
+    search_fields = ["name", "code"]
+    inlines = [TariffInline]
+
+
+@admin.register(LineRatePlan)
+class LineRatePlanAdmin(admin.ModelAdmin):
+    list_display = ["line", "rate_plan", "assigned_at", "reference"]
+    search_fields = ["line__msisdn", "reference"]
+    raw_id_fields = ["line"]

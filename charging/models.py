@@ -21,9 +21,42 @@ class MoneyField(models.DecimalField):
         super().__init__(*args, **kwargs)
 
 
+class RatePlan(models.Model):
+    """A set of tariffs a line is rated with; the catalog's plans refer to one."""
+
+    code = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LineRatePlan(models.Model):
+    """Which rate plan a line is on; a line without one is rated with the default tariffs."""
+
+    line = models.OneToOneField(Line, on_delete=models.CASCADE, related_name="rate_plan_assignment")
+    rate_plan = models.ForeignKey(RatePlan, on_delete=models.PROTECT, related_name="line_assignments")
+    assigned_at = models.DateTimeField(default=timezone.now)
+    reference = models.CharField(max_length=100, blank=True, help_text="The order that assigned it.")
+
+    def __str__(self) -> str:
+        return f"{self.line} on {self.rate_plan}"
+
+
 class Tariff(models.Model):
     """What a service costs out of money once the allowances are used up."""
 
+    rate_plan = models.ForeignKey(
+        RatePlan,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="tariffs",
+        help_text="Empty: an operator default, used for lines whose plan has no tariff for the service.",
+    )
     name = models.CharField(max_length=100)
     service = models.CharField(max_length=16, choices=Service.choices)
     price = MoneyField(help_text="Price of one block of `per_units` units.")
@@ -36,6 +69,11 @@ class Tariff(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["service"], condition=models.Q(is_default=True), name="one_default_tariff_per_service"
+            ),
+            models.UniqueConstraint(
+                fields=["rate_plan", "service"],
+                condition=models.Q(rate_plan__isnull=False),
+                name="one_tariff_per_plan_and_service",
             ),
         ]
 

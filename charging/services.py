@@ -1,7 +1,7 @@
 """Writes to balances and the ledger. Each service owns its transaction."""
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from charging import live
 from charging.locks import buckets_lock, money_balance_lock, usage_event_lock
-from charging.models import Bucket, BucketDefinition, LedgerEntry, MoneyBalance, UsageEvent
+from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
 from charging.rating import rate_usage
 from charging.usage_records import usage_record_parse
 from portal.models import BillingAccount, Line
@@ -60,6 +60,36 @@ def bucket_grant(
     )
     live.line_changed_on_commit(line_id=line.pk)
     return bucket
+
+
+def bucket_grant_from_definition(
+    *, line: Line, definition: BucketDefinition, reference: str = "", reason: str = "", actor=None
+) -> Bucket:
+    """Grants what an offering's allowance promises, valid from now for its validity period."""
+    valid_until = None
+    if definition.validity_days:
+        valid_until = timezone.now() + timedelta(days=definition.validity_days)
+    return bucket_grant(
+        line=line,
+        name=definition.name,
+        unit=definition.unit,
+        quantity=definition.quantity,
+        valid_until=valid_until,
+        priority=definition.priority,
+        definition=definition,
+        reason=reason or f"{definition.name} granted",
+        reference=reference,
+        actor=actor,
+    )
+
+
+@transaction.atomic
+def line_rate_plan_assign(*, line: Line, rate_plan: RatePlan, reference: str = "") -> LineRatePlan:
+    """Puts a line on a rate plan (its tariffs apply to usage from now on)."""
+    assignment, _ = LineRatePlan.objects.update_or_create(
+        line=line, defaults={"rate_plan": rate_plan, "reference": reference, "assigned_at": timezone.now()}
+    )
+    return assignment
 
 
 @transaction.atomic
@@ -180,7 +210,7 @@ def usage_event_charge(*, event_id: int) -> UsageEvent:
 
     amount = Decimal(0)
     if outstanding:
-        amount = rate_usage(service=event.service, units=outstanding)
+        amount = rate_usage(line_id=line.pk, service=event.service, units=outstanding)
         if amount:
             money_balance_open(billing_account=line.billing_account)
             balance = money_balance_lock(billing_account_id=line.billing_account_id)

@@ -104,3 +104,37 @@ def test_rejected_record_is_kept_and_replays_after_the_cause_is_fixed(django_cap
     bucket.refresh_from_db()
     assert event.status == UsageEvent.Status.CHARGED
     assert bucket.remaining == 3 * MB
+
+
+def test_a_line_on_a_rate_plan_is_rated_with_the_plans_tariff():
+    from charging.models import RatePlan, Tariff
+    from charging.services import line_rate_plan_assign
+
+    default_data_tariff()  # 0.01 per MB
+    plan = RatePlan.objects.create(code="business", name="Business")
+    Tariff.objects.create(rate_plan=plan, name="Business data", service="data", price=Decimal("0.002"), per_units=MB)
+    on_plan, on_default = LineFactory(), LineFactory()
+    line_rate_plan_assign(line=on_plan, rate_plan=plan, reference="order-1")
+
+    charged = []
+    for index, line in enumerate([on_plan, on_default]):
+        event, _ = usage_event_ingest(payload=record(line, external_id=f"plan-{index}", quantity=10 * MB))
+        charged.append(usage_event_charge(event_id=event.pk).amount_charged)
+
+    assert charged == [Decimal("0.0200"), Decimal("0.1000")]
+
+
+def test_an_allowance_granted_from_its_definition_expires_after_its_validity():
+    from charging.models import BucketDefinition
+    from charging.services import bucket_grant_from_definition
+
+    definition = BucketDefinition.objects.create(
+        name="5 GB pass", unit="bytes", quantity=5 * 1024 * MB, validity_days=7
+    )
+    line = LineFactory()
+
+    bucket = bucket_grant_from_definition(line=line, definition=definition, reference="order-9")
+
+    assert (bucket.remaining, bucket.name, bucket.priority) == (5 * 1024 * MB, "5 GB pass", 100)
+    assert timedelta(days=6, hours=23) < bucket.valid_until - timezone.now() <= timedelta(days=7)
+    assert bucket.ledger.get().reference == "order-9"
