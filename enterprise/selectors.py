@@ -1,6 +1,6 @@
 """Reads of the cost-centre tree."""
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from enterprise.models import Company, CostCentre
 
@@ -34,3 +34,22 @@ def cost_centre_tree_is_valid(*, company: Company) -> bool:
         seen += 1
     roots = [n for n in nodes if n.parent_id is None]
     return len(roots) == 1 and roots[0].lft == 1 and roots[0].rght == 2 * seen
+
+
+def cost_centres_managed_by(*, user) -> QuerySet[CostCentre]:
+    """The nodes a manager was given, each with how many lines sit below it."""
+    return (
+        CostCentre.objects.filter(managers__user=user)
+        .select_related("company")
+        .annotate(
+            line_count=Count(
+                "company__cost_centres",
+                filter=Q(
+                    company__cost_centres__kind=CostCentre.Kind.DEVICE,
+                    company__cost_centres__lft__gt=F("lft"),
+                    company__cost_centres__rght__lt=F("rght"),
+                ),
+            )
+        )
+        .order_by("company__name", "lft")
+    )

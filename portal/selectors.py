@@ -3,7 +3,7 @@
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from portal.models import Line
+from portal.models import Customer, Line
 
 
 def lines_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Line]:
@@ -16,9 +16,10 @@ def lines_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Line
 
 
 def lines_owned_by(*, user: AbstractBaseUser) -> QuerySet[Line]:
-    """The lines on the user's own dashboard."""
+    """The lines on the user's own dashboard: a person's own lines. A company's lines are
+    looked after through its cost-centre tree, not listed one by one."""
     return (
-        Line.objects.filter(billing_account__customer__user=user)
+        Line.objects.filter(billing_account__customer__user=user, billing_account__customer__kind=Customer.Kind.PERSON)
         .select_related("billing_account", "billing_account__customer")
         .order_by("msisdn")
     )

@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, render
 
 from charging.selectors import line_balance_snapshot, line_recent_usage, line_usage_by_hour
 from charging.units import Unit, format_units
+from enterprise.selectors import cost_centres_managed_by
 from portal.selectors import lines_owned_by, lines_visible_to
 
 
@@ -27,7 +28,8 @@ def _line_card(line) -> dict:
 @login_required
 def dashboard(request):
     cards = [_line_card(line) for line in lines_owned_by(user=request.user)]
-    return render(request, "portal/dashboard.html", {"cards": cards})
+    managed = cost_centres_managed_by(user=request.user)
+    return render(request, "portal/dashboard.html", {"cards": cards, "managed": managed})
 
 
 @login_required

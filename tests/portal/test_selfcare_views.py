@@ -1,5 +1,5 @@
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, User
 
 from tests.factories import MB, LineFactory, UserFactory, data_bucket
 
@@ -51,3 +51,15 @@ def test_agent_finds_a_customer_by_msisdn_in_the_admin(client):
     page = client.get("/admin/portal/customer/", {"q": "31629990000"}).content.decode()
 
     assert line.billing_account.customer.name in page
+
+
+def test_a_company_manager_sees_the_cost_centres_they_manage_not_every_line(client):
+    from django.core.management import call_command
+
+    call_command("demo_load")
+    client.force_login(User.objects.get(username="acme-manager"))
+
+    page = client.get("/selfcare/").content.decode()
+
+    assert "Acme Corporation · Acme Corporation (Company): 306 lines" in page
+    assert "31650000001" not in page
