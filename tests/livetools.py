@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import uvicorn
 from django.db import connection
+from django.test import Client
 
 
 def free_port() -> int:
@@ -86,3 +87,13 @@ def celery_worker(*, queue: str) -> Iterator[subprocess.Popen]:
             worker.wait(timeout=15)
         except subprocess.TimeoutExpired:
             worker.kill()
+
+
+def websocket_headers(user=None) -> list[tuple[bytes, bytes]]:
+    """Headers of a browser's websocket handshake, logged in as ``user`` when given."""
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return headers

@@ -5,14 +5,13 @@ import uuid
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.test import Client
 
 from charging.models import Bucket, UsageEvent
 from charging.services import usage_event_ingest
 from portal.asgi import application
 from portal.celery import app as celery_app
 from tests.factories import MB, LineFactory, data_bucket
-from tests.livetools import celery_worker
+from tests.livetools import celery_worker, websocket_headers
 from tests.services import redis_url
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -30,22 +29,12 @@ def worker_queue():
     celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
 
 
-def login_headers(user) -> list[tuple[bytes, bytes]]:
-    client = Client()
-    client.force_login(user)
-    return [
-        (b"origin", b"http://127.0.0.1"),
-        (b"host", b"127.0.0.1"),
-        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
-    ]
-
-
 async def test_real_worker_charges_the_event_and_the_socket_receives_it(worker_queue):
     line = await database_sync_to_async(LineFactory)()
     bucket = await database_sync_to_async(data_bucket)(line, 20 * MB)
     user = await database_sync_to_async(lambda: line.billing_account.customer.user)()
     communicator = WebsocketCommunicator(
-        application, "/ws/live/", headers=await database_sync_to_async(login_headers)(user)
+        application, "/ws/live/", headers=await database_sync_to_async(websocket_headers)(user)
     )
     connected, _ = await communicator.connect()
     assert connected

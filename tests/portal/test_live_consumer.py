@@ -2,27 +2,18 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
-from django.test import Client
 
 from charging.services import usage_event_charge, usage_event_ingest
 from portal.asgi import application
 from portal.consumers import CLOSE_UNAUTHENTICATED
 from tests.factories import MB, LineFactory, data_bucket
+from tests.livetools import websocket_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def session_headers(user=None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
-    if user is not None:
-        client = Client()
-        client.force_login(user)
-        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
-    return headers
-
-
 async def connect(user=None) -> tuple[WebsocketCommunicator, bool, int | None]:
-    headers = await database_sync_to_async(session_headers)(user)
+    headers = await database_sync_to_async(websocket_headers)(user)
     communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
     connected, code = await communicator.connect()
     return communicator, connected, code
