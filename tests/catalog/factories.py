@@ -1,6 +1,7 @@
 """Catalog factories: a small shop of a plan with its rate plan and allowances, a handset,
 an accessory, an add-on, and the customers who buy them."""
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import factory
@@ -42,6 +43,7 @@ class OfferingFactory(factory.django.DjangoModelFactory):
     kind = Kind.ACCESSORY
     one_off_price = Decimal("0")
     recurring_price = Decimal("0")
+    valid_from = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 class PlanFactory(OfferingFactory):
