@@ -1,0 +1,204 @@
+"""The catalog in the call-centre workspace: offerings, promotions, carts, orders with their
+steps, and the installed base. Actions call services and ask for a reason; money is read-only."""
+
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+
+from catalog.errors import CatalogError
+from catalog.fulfilment import fulfilment_step_retry
+from catalog.models import (
+    CartItem,
+    Channel,
+    FulfilmentStep,
+    OrderEvent,
+    OrderItem,
+    Product,
+    ProductOffering,
+    ProductOrder,
+    Promotion,
+    PromotionPhase,
+    RecurringCharge,
+    ShoppingCart,
+    Voucher,
+)
+from catalog.services import order_cancel, order_place
+
+
+def with_reason(description: str):
+    """An admin action that first asks the agent why, then runs with ``reason``."""
+
+    def decorate(function):
+        def action(modeladmin, request, queryset):
+            reason = request.POST.get("reason", "").strip()
+            if "confirm" in request.POST and reason:
+                return function(modeladmin, request, queryset, reason)
+            context = {
+                **modeladmin.admin_site.each_context(request),
+                "title": description,
+                "queryset": queryset,
+                "action": function.__name__,
+                "opts": modeladmin.model._meta,
+            }
+            return TemplateResponse(request, "admin/catalog/reason.html", context)
+
+        action.__name__ = function.__name__
+        return admin.action(description=description)(action)
+
+    return decorate
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ProductOffering)
+class ProductOfferingAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "one_off_price", "recurring_price", "contract_months", "segment", "valid_until"]
+    list_filter = ["kind", "segment", "sold_on_web", "sold_assisted"]
+    search_fields = ["name", "code"]
+    prepopulated_fields = {"code": ["name"]}
+    filter_horizontal = ["allowances", "requires_plans", "compatible_plans", "fits_handsets", "allowed_addons"]
+    list_select_related = ["rate_plan"]
+
+
+class PromotionPhaseInline(admin.TabularInline):
+    model = PromotionPhase
+    extra = 1
+
+
+@admin.register(Promotion)
+class PromotionAdmin(admin.ModelAdmin):
+    list_display = ["name", "segment", "min_contract_months", "requires_voucher", "valid_from", "valid_until"]
+    filter_horizontal = ["offerings"]
+    inlines = [PromotionPhaseInline]
+
+
+@admin.register(Voucher)
+class VoucherAdmin(admin.ModelAdmin):
+    list_display = ["code", "promotion", "uses", "max_uses", "once_per_customer"]
+    search_fields = ["code"]
+    readonly_fields = ["uses"]
+
+
+class CartItemInline(ReadOnlyInline):
+    model = CartItem
+    fields = ["offering", "parent", "line", "added_at"]
+    readonly_fields = fields
+
+
+@admin.register(ShoppingCart)
+class ShoppingCartAdmin(admin.ModelAdmin):
+    list_display = ["pk", "customer", "status", "started_channel", "started_by", "updated_at"]
+    list_filter = ["status", "started_channel"]
+    search_fields = ["customer__name", "customer__email", "customer__billing_accounts__lines__msisdn"]
+    readonly_fields = ["customer", "status", "voucher", "started_channel", "started_by", "created_at", "updated_at"]
+    inlines = [CartItemInline]
+    list_select_related = ["customer", "started_by"]
+    actions = ["place_order"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @with_reason("Place the order for the customer (assisted sale)")
+    def place_order(self, request, queryset, reason):
+        for cart in queryset.filter(status=ShoppingCart.Status.OPEN):
+            try:
+                order = order_place(cart=cart, placed_by=request.user, channel=Channel.ASSISTED)
+            except CatalogError as error:
+                self.message_user(request, f"{cart}: {error.message}", messages.ERROR)
+                continue
+            OrderEvent.objects.create(order=order, actor=request.user, text=f"Agent's note: {reason}"[:255])
+            self.message_user(request, f"{order} placed for {cart.customer}.", messages.SUCCESS)
+
+
+class OrderItemInline(ReadOnlyInline):
+    model = OrderItem
+    fields = ["offering", "state", "state_reason", "line", "one_off_price", "recurring_price", "promotion"]
+    readonly_fields = fields
+
+
+class FulfilmentStepInline(ReadOnlyInline):
+    model = FulfilmentStep
+    fields = [
+        "item",
+        "kind",
+        "state",
+        "attempts",
+        "round",
+        "partner_reference",
+        "last_error",
+        "started_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+
+
+class OrderEventInline(ReadOnlyInline):
+    model = OrderEvent
+    fields = ["created_at", "actor", "text"]
+    readonly_fields = fields
+
+
+@admin.register(ProductOrder)
+class ProductOrderAdmin(admin.ModelAdmin):
+    list_display = ["pk", "customer", "state", "channel", "placed_by", "due_today", "monthly", "created_at"]
+    list_filter = ["state", "channel"]
+    search_fields = ["pk", "customer__name", "customer__email", "billing_account__number"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in ProductOrder._meta.fields]
+    inlines = [OrderItemInline, FulfilmentStepInline, OrderEventInline]
+    list_select_related = ["customer", "placed_by"]
+    actions = ["cancel", "retry_failed_steps"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @with_reason("Cancel the selected orders")
+    def cancel(self, request, queryset, reason):
+        for order in queryset:
+            try:
+                order_cancel(order=order, reason=reason, actor=request.user)
+            except CatalogError as error:
+                self.message_user(request, f"{order}: {error.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{order} cancelled.", messages.SUCCESS)
+
+    @with_reason("Retry the failed steps of the selected orders")
+    def retry_failed_steps(self, request, queryset, reason):
+        steps = FulfilmentStep.objects.filter(order__in=queryset, state=FulfilmentStep.State.FAILED)
+        for step in steps.select_related("order"):
+            try:
+                fulfilment_step_retry(step=step, actor=request.user, reason=reason)
+            except CatalogError as error:
+                self.message_user(request, f"{step}: {error.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{step} retried.", messages.SUCCESS)
+
+
+class RecurringChargeInline(ReadOnlyInline):
+    model = RecurringCharge
+    fields = ["period_start", "period_index", "base_amount", "amount", "description"]
+    readonly_fields = fields
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["pk", "offering", "customer", "line", "status", "started_at", "contract_ends_at"]
+    list_filter = ["status", "offering__kind"]
+    search_fields = ["customer__name", "line__msisdn", "offering__name"]
+    readonly_fields = [f.name for f in Product._meta.fields]
+    inlines = [RecurringChargeInline]
+    list_select_related = ["offering", "customer", "line"]
+
+    def has_add_permission(self, request):
+        return False
