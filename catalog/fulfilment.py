@@ -180,7 +180,13 @@ def _item_complete(*, item: OrderItem, order: ProductOrder) -> None:
         )
     subscriptions.product_charges_catch_up(product=product, at=now)
 
-    waiting = list(item.children.filter(state=OrderItem.State.ACKNOWLEDGED).order_by("pk"))
+    # Add-ons bought with a new plan wait for its line; other children (a plan or an accessory
+    # sold with a handset) started on their own.
+    waiting = list(
+        item.children.filter(state=OrderItem.State.ACKNOWLEDGED, offering__kind=ProductOffering.Kind.ADDON).order_by(
+            "pk"
+        )
+    )
     for child in waiting:
         child.line = item.line
         child.save(update_fields=["line"])

@@ -193,3 +193,29 @@ def test_an_order_cannot_be_cancelled_once_shipped(django_capture_on_commit_call
         order_cancel(order=order, reason="too slow", actor=None)
 
     assert ProductOrder.objects.get(pk=order.pk).state == ProductOrder.State.IN_PROGRESS
+
+
+def test_each_step_is_started_once(simulated_partners, django_capture_on_commit_callbacks):
+    place_guided(django_capture_on_commit_callbacks)
+
+    assert len(simulated_partners["network"].requests) == 1
+    assert len(simulated_partners["distributor"].requests) == 1
+    assert len(simulated_partners["drop_ship"].requests) == 1
+
+
+def test_an_addon_bought_with_a_new_plan_is_activated_on_the_plans_new_line(django_capture_on_commit_callbacks):
+    s = shop()
+    cart, account = cart_for()
+    plan_item = cart_item_add(cart=cart, offering=s["plan"])
+    cart_item_add(cart=cart, offering=s["addon"], parent=plan_item)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_place(cart=cart, placed_by=account.customer.user, channel=Channel.WEB)
+
+    order.refresh_from_db()
+    assert order.state == ProductOrder.State.COMPLETED
+    line = Line.objects.get()
+    assert sorted(Bucket.objects.filter(line=line).values_list("name", flat=True)) == ["Data 10 GB", "Data 5 GB"]
+    addon = Product.objects.get(offering=s["addon"])
+    assert addon.line == line
+    assert addon.parent == Product.objects.get(offering=s["plan"])
