@@ -51,6 +51,9 @@ def cart_open(*, customer: Customer, channel: str = Channel.WEB, actor=None) -> 
 def _sale_refusal(
     *, offering: ProductOffering, customer: Customer, channel: str, products: list[Product], at: datetime
 ) -> CatalogError | None:
+    reason = rules.eligibility_refusal(offering=offering, segment=segment_of(customer), products=products, at=at)
+    if reason:
+        return CatalogError(reason, code="not_eligible", field="offering")
     sellable = (
         ProductOffering.objects.available(at=at)
         .sold_in(segment=segment_of(customer), channel=channel)
@@ -59,9 +62,6 @@ def _sale_refusal(
     )
     if not sellable:
         return CatalogError(f"{offering.name} is not for sale here", code="not_for_sale", field="offering")
-    reason = rules.eligibility_refusal(offering=offering, segment=segment_of(customer), products=products, at=at)
-    if reason:
-        return CatalogError(reason, code="not_eligible", field="offering")
     return None
 
 
