@@ -1,8 +1,12 @@
 """The catalog in the call-centre workspace: offerings, promotions, carts, orders with their
 steps, and the installed base. Actions call services and ask for a reason; money is read-only."""
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.urls import path
 
 from catalog.errors import CatalogError
 from catalog.fulfilment import fulfilment_step_retry
@@ -21,7 +25,9 @@ from catalog.models import (
     ShoppingCart,
     Voucher,
 )
-from catalog.services import order_cancel, order_place
+from catalog.services import cart_item_add, cart_open, order_cancel, order_place
+from catalog.subscriptions import plan_change_quote, product_plan_change
+from portal.models import Customer, Line
 
 
 def with_reason(description: str):
@@ -93,8 +99,29 @@ class CartItemInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+class CartStartForm(forms.Form):
+    customer = forms.ModelChoiceField(queryset=Customer.objects.order_by("name"))
+
+
+class CartItemAddForm(forms.Form):
+    offering = forms.ModelChoiceField(queryset=ProductOffering.objects.none())
+    parent = forms.ModelChoiceField(
+        queryset=CartItem.objects.none(), required=False, help_text="The handset or plan it goes with."
+    )
+    line = forms.ModelChoiceField(queryset=Line.objects.none(), required=False, help_text="An add-on's line.")
+
+    def __init__(self, *args, cart: ShoppingCart, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["offering"].queryset = ProductOffering.objects.available().order_by("kind", "name")
+        self.fields["parent"].queryset = cart.items.select_related("offering")
+        self.fields["line"].queryset = Line.objects.filter(billing_account__customer=cart.customer)
+
+
 @admin.register(ShoppingCart)
 class ShoppingCartAdmin(admin.ModelAdmin):
+    """An agent starts a customer's cart (or picks up the one they started online), adds to it
+    through the same rules as the web, and places the order for them."""
+
     list_display = ["pk", "customer", "status", "started_channel", "started_by", "updated_at"]
     list_filter = ["status", "started_channel"]
     search_fields = ["customer__name", "customer__email", "customer__billing_accounts__lines__msisdn"]
@@ -102,9 +129,63 @@ class ShoppingCartAdmin(admin.ModelAdmin):
     inlines = [CartItemInline]
     list_select_related = ["customer", "started_by"]
     actions = ["place_order"]
+    change_form_template = "admin/catalog/shoppingcart_change_form.html"
 
-    def has_add_permission(self, request):
-        return False
+    def get_urls(self):
+        extra = [
+            path("start/", self.admin_site.admin_view(self.start_view), name="catalog_shoppingcart_start"),
+            path(
+                "<int:cart_id>/add-item/",
+                self.admin_site.admin_view(self.add_item_view),
+                name="catalog_shoppingcart_add_item",
+            ),
+        ]
+        return extra + super().get_urls()
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return redirect("admin:catalog_shoppingcart_start")
+
+    def start_view(self, request):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        form = CartStartForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            cart = cart_open(customer=form.cleaned_data["customer"], channel=Channel.ASSISTED, actor=request.user)
+            return redirect("admin:catalog_shoppingcart_change", cart.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Start a cart for a customer",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/catalog/form.html", context)
+
+    def add_item_view(self, request, cart_id: int):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        cart = get_object_or_404(ShoppingCart, pk=cart_id)
+        form = CartItemAddForm(request.POST or None, cart=cart)
+        if request.method == "POST" and form.is_valid():
+            try:
+                cart_item_add(
+                    cart=cart,
+                    offering=form.cleaned_data["offering"],
+                    channel=Channel.ASSISTED,
+                    parent=form.cleaned_data["parent"],
+                    line=form.cleaned_data["line"],
+                )
+            except CatalogError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+            else:
+                self.message_user(request, f"{form.cleaned_data['offering']} added.", messages.SUCCESS)
+                return redirect("admin:catalog_shoppingcart_change", cart.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Add to {cart}",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/catalog/form.html", context)
 
     @with_reason("Place the order for the customer (assisted sale)")
     def place_order(self, request, queryset, reason):
@@ -191,14 +272,65 @@ class RecurringChargeInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+class PlanChangeForm(forms.Form):
+    offering = forms.ModelChoiceField(queryset=ProductOffering.objects.none(), label="New plan")
+    reason = forms.CharField(max_length=200)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        plans = ProductOffering.objects.available().filter(kind=ProductOffering.Kind.PLAN)
+        self.fields["offering"].queryset = plans.order_by("name")
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
+    """The installed base. A plan is changed through a quote the agent confirms with a reason."""
+
     list_display = ["pk", "offering", "customer", "line", "status", "started_at", "contract_ends_at"]
     list_filter = ["status", "offering__kind"]
     search_fields = ["customer__name", "line__msisdn", "offering__name"]
     readonly_fields = [f.name for f in Product._meta.fields]
     inlines = [RecurringChargeInline]
     list_select_related = ["offering", "customer", "line"]
+    change_form_template = "admin/catalog/product_change_form.html"
 
     def has_add_permission(self, request):
         return False
+
+    def get_urls(self):
+        extra = [
+            path(
+                "<int:product_id>/change-plan/",
+                self.admin_site.admin_view(self.change_plan_view),
+                name="catalog_product_change_plan",
+            ),
+        ]
+        return extra + super().get_urls()
+
+    def change_plan_view(self, request, product_id: int):
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        product = get_object_or_404(Product.objects.select_related("customer", "offering"), pk=product_id)
+        form = PlanChangeForm(request.POST or None)
+        quote = None
+        if request.method == "POST" and form.is_valid():
+            offering = form.cleaned_data["offering"]
+            if "confirm" in request.POST:
+                try:
+                    new = product_plan_change(
+                        product=product, offering=offering, actor=request.user, reason=form.cleaned_data["reason"]
+                    )
+                except CatalogError as error:
+                    form.add_error(None, error.message)
+                else:
+                    self.message_user(request, f"Changed to {offering}.", messages.SUCCESS)
+                    return redirect("admin:catalog_product_change", new.pk)
+            quote = plan_change_quote(product=product, offering=offering)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Change the plan of {product}",
+            "form": form,
+            "quote": quote,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/catalog/form.html", context)

@@ -155,3 +155,46 @@ def test_another_customers_order_page_answers_404(client, django_capture_on_comm
 
     assert client.get(f"/shop/orders/{order.pk}/").status_code == 404
     assert client.get(f"/shop/orders/{order.pk}/timeline/").status_code == 404
+
+
+def test_an_agent_starts_a_cart_in_the_admin_and_adds_through_the_same_rules(client):
+    s = shop()
+    account = BillingAccountFactory()
+    agent = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(agent)
+
+    response = client.post("/admin/catalog/shoppingcart/start/", {"customer": account.customer.pk})
+    cart = ShoppingCart.objects.get(customer=account.customer)
+    assert response["Location"] == f"/admin/catalog/shoppingcart/{cart.pk}/change/"
+    client.post(f"/admin/catalog/shoppingcart/{cart.pk}/add-item/", {"offering": s["handset"].pk})
+    handset_item = cart.items.get()
+    refused = client.post(
+        f"/admin/catalog/shoppingcart/{cart.pk}/add-item/", {"offering": s["other"].pk, "parent": handset_item.pk}
+    )
+
+    assert (cart.started_channel, cart.started_by) == ("assisted", agent)
+    assert "Sim only 1 cannot be sold with Pixel 9" in refused.content.decode()
+    assert cart.items.count() == 1
+    client.force_login(account.customer.user)
+    assert "Pixel 9" in client.get("/shop/cart/").content.decode()
+
+
+def test_an_agent_quotes_and_confirms_a_plan_change_in_the_admin(client, django_capture_on_commit_callbacks):
+    s = shop()
+    cart, account = cart_for()
+    from catalog.services import cart_item_add
+
+    cart_item_add(cart=cart, offering=s["other"])
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_place(cart=cart, placed_by=account.customer.user, channel=Channel.WEB)
+    product = order.items.get().product
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = f"/admin/catalog/product/{product.pk}/change-plan/"
+
+    quote = client.post(url, {"offering": s["plan"].pk, "reason": "wants more data"}).content.decode()
+    client.post(url, {"offering": s["plan"].pk, "reason": "wants more data", "confirm": "1"})
+
+    assert "Early termination fee" in quote
+    product.refresh_from_db()
+    assert product.status == "terminated"
+    assert account.customer.products.get(status="active").offering == s["plan"]
