@@ -16,4 +16,6 @@ urlpatterns = [
     path("orders/<int:order_id>/", views.order_detail, name="order-detail"),
     path("orders/<int:order_id>/timeline/", views.order_timeline_fragment, name="order-timeline"),
     path("orders/<int:order_id>/cancel/", views.order_cancel, name="order-cancel"),
+    path("products/", views.products, name="products"),
+    path("products/<int:product_id>/change-plan/", views.product_change_plan, name="product-change-plan"),
 ]

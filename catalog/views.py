@@ -24,11 +24,13 @@ from catalog.selectors import (
     orders_visible_to,
     plans_for_handset,
     price_summary,
+    products_visible_to,
     segment_of,
 )
 from catalog.services import cart_guided_add, cart_item_add, cart_item_remove, cart_open, cart_voucher_apply
 from catalog.services import order_cancel as order_cancel_service
 from catalog.services import order_place as order_place_service
+from catalog.subscriptions import plan_change_quote, product_plan_change
 
 Kind = ProductOffering.Kind
 
@@ -217,3 +219,35 @@ def order_cancel(request, order_id: int):
     except CatalogError as error:
         messages.error(request, error.message)
     return redirect("catalog:order-detail", order_id=order.pk)
+
+
+@login_required
+def products(request):
+    mine = products_visible_to(user=request.user).select_related("offering", "line", "promotion")
+    return render(request, "catalog/products.html", {"products": mine.exclude(status="terminated")})
+
+
+@login_required
+def product_change_plan(request, product_id: int):
+    """Plans the line could move to, each with what the change credits and costs now."""
+    customer = _customer_or_404(request)
+    product = get_object_or_404(
+        products_visible_to(user=request.user).select_related("customer", "offering", "line"),
+        pk=product_id,
+        status="active",
+        offering__kind=Kind.PLAN,
+    )
+    plans = offerings_for_sale(segment=segment_of(customer), kind=Kind.PLAN).exclude(pk=product.offering_id)
+    if request.method == "POST":
+        offering = next((p for p in plans if str(p.pk) == request.POST.get("offering")), None)
+        if offering is None:
+            raise Http404("no such plan")
+        try:
+            product_plan_change(product=product, offering=offering, actor=request.user, reason="changed online")
+        except CatalogError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"Your line is now on {offering.name}.")
+            return redirect("catalog:products")
+    quotes = [(plan, plan_change_quote(product=product, offering=plan)) for plan in plans]
+    return render(request, "catalog/change_plan.html", {"product": product, "quotes": quotes})

@@ -198,3 +198,24 @@ def test_an_agent_quotes_and_confirms_a_plan_change_in_the_admin(client, django_
     product.refresh_from_db()
     assert product.status == "terminated"
     assert account.customer.products.get(status="active").offering == s["plan"]
+
+
+def test_a_customer_changes_plan_online_from_the_quotes(client, django_capture_on_commit_callbacks):
+    s = shop()
+    cart, account = cart_for()
+    from catalog.services import cart_item_add
+
+    cart_item_add(cart=cart, offering=s["other"])
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_place(cart=cart, placed_by=account.customer.user, channel=Channel.WEB)
+    product = order.items.get().product
+    client.force_login(account.customer.user)
+
+    page = client.get(f"/shop/products/{product.pk}/change-plan/")
+    response = client.post(f"/shop/products/{product.pk}/change-plan/", {"offering": s["small"].pk})
+
+    assert [plan.code for plan, _ in page.context["quotes"]] == ["basic-5", "unlimited-20"]
+    assert response["Location"] == "/shop/products/"
+    assert account.customer.products.get(status="active").offering == s["small"]
+    client.force_login(BillingAccountFactory().customer.user)
+    assert client.get(f"/shop/products/{product.pk}/change-plan/").status_code == 404
