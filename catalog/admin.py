@@ -17,6 +17,7 @@ from catalog.models import (
     OrderEvent,
     OrderItem,
     Product,
+    ProductEvent,
     ProductOffering,
     ProductOrder,
     Promotion,
@@ -26,7 +27,7 @@ from catalog.models import (
     Voucher,
 )
 from catalog.services import cart_item_add, cart_open, order_cancel, order_place
-from catalog.subscriptions import plan_change_quote, product_plan_change
+from catalog.subscriptions import plan_change_quote, product_plan_change, product_suspend, product_terminate
 from portal.models import Customer, Line
 
 
@@ -266,6 +267,12 @@ class ProductOrderAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{step} retried.", messages.SUCCESS)
 
 
+class ProductEventInline(ReadOnlyInline):
+    model = ProductEvent
+    fields = ["created_at", "actor", "text"]
+    readonly_fields = fields
+
+
 class RecurringChargeInline(ReadOnlyInline):
     model = RecurringCharge
     fields = ["period_start", "period_index", "base_amount", "amount", "description"]
@@ -290,12 +297,34 @@ class ProductAdmin(admin.ModelAdmin):
     list_filter = ["status", "offering__kind"]
     search_fields = ["customer__name", "line__msisdn", "offering__name"]
     readonly_fields = [f.name for f in Product._meta.fields]
-    inlines = [RecurringChargeInline]
+    inlines = [RecurringChargeInline, ProductEventInline]
     list_select_related = ["offering", "customer", "line"]
     change_form_template = "admin/catalog/product_change_form.html"
+    actions = ["terminate", "suspend", "resume"]
 
     def has_add_permission(self, request):
         return False
+
+    def _each(self, request, queryset, service, done: str, **kwargs):
+        for product in queryset:
+            try:
+                service(product=product, actor=request.user, **kwargs)
+            except CatalogError as error:
+                self.message_user(request, f"{product}: {error.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{product.offering} {done}.", messages.SUCCESS)
+
+    @with_reason("Terminate (credits unused days, charges any early termination fee)")
+    def terminate(self, request, queryset, reason):
+        self._each(request, queryset, product_terminate, "terminated", reason=reason)
+
+    @with_reason("Suspend (no recurring charges while suspended)")
+    def suspend(self, request, queryset, reason):
+        self._each(request, queryset, product_suspend, "suspended", suspend=True, reason=reason)
+
+    @with_reason("Resume")
+    def resume(self, request, queryset, reason):
+        self._each(request, queryset, product_suspend, "resumed", suspend=False, reason=reason)
 
     def get_urls(self):
         extra = [

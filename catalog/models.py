@@ -440,6 +440,21 @@ class Product(models.Model):
         return f"{self.offering} ({self.get_status_display()})"
 
 
+class ProductEvent(models.Model):
+    """What happened to a product and who did it: changed, suspended, resumed, terminated."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
+    text = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["product", "created_at", "pk"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class RecurringCharge(models.Model):
     """A product's charge for one billing period: posted once, however often the task runs."""
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from catalog import pricing, rules
 from catalog.errors import CatalogError
 from catalog.locks import product_lock
-from catalog.models import Product, ProductOffering, RecurringCharge
+from catalog.models import Product, ProductEvent, ProductOffering, RecurringCharge
 from charging.models import LedgerEntry
 from charging.services import bucket_grant_from_definition, line_rate_plan_assign, money_post
 from portal.money import money
@@ -233,6 +233,10 @@ def product_plan_change(
             contract_ends_at=pricing.add_months(at, offering.contract_months) if offering.contract_months else None,
         )
         product.addons.filter(status=Product.Status.ACTIVE).update(parent=new)
+        note = f"Changed to {offering.name}" + (f": {reason}" if reason else "")
+        ProductEvent.objects.create(product=product, actor=actor, created_at=at, text=note[:255])
+        was = f"Changed from {product.offering.name}"
+        ProductEvent.objects.create(product=new, actor=actor, created_at=at, text=was[:255])
         if product.line is not None:
             if offering.rate_plan_id:
                 line_rate_plan_assign(line=product.line, rate_plan=offering.rate_plan, reference=f"product-{new.pk}")
@@ -247,3 +251,64 @@ def product_plan_change(
         new = Product.objects.select_related("customer", "offering", "billing_account", "promotion").get(pk=new.pk)
         product_charges_catch_up(product=new, at=at)
     return new
+
+
+def product_terminate(*, product: Product, reason: str, actor=None, at: datetime | None = None) -> Product:
+    """Ends a product (and its add-ons): the unused days are credited, a contract left early
+    costs its termination fee."""
+    if not reason.strip():
+        raise CatalogError("say why the product is terminated", code="reason_required", field="reason")
+    at = at or timezone.now()
+    with transaction.atomic(durable=True):
+        product = product_lock(product_id=product.pk)
+        if product.status == Product.Status.TERMINATED:
+            raise CatalogError("already terminated", code="not_terminable", field="product")
+        product = Product.objects.select_related("customer", "offering", "billing_account", "promotion").get(
+            pk=product.pk
+        )
+        product_charges_catch_up(product=product, at=at)
+        reference = f"product-{product.pk}-termination"
+        credit = _unused_credit(product=product, at=at)
+        fee = _termination_fee(product=product, at=at)
+        if credit:
+            money_post(
+                billing_account=product.billing_account,
+                amount=credit,
+                kind=LedgerEntry.Kind.REFUND,
+                reason=f"{product.offering.name}: unused days after termination",
+                reference=reference,
+                actor=actor,
+            )
+        if fee:
+            money_post(
+                billing_account=product.billing_account,
+                amount=-fee,
+                kind=LedgerEntry.Kind.ONE_OFF,
+                reason=f"{product.offering.name}: early termination fee",
+                reference=reference,
+                actor=actor,
+            )
+        ended = [product, *product.addons.exclude(status=Product.Status.TERMINATED)]
+        Product.objects.filter(pk__in=[p.pk for p in ended]).update(status=Product.Status.TERMINATED, terminated_at=at)
+        ProductEvent.objects.bulk_create(
+            ProductEvent(product=p, actor=actor, created_at=at, text=f"Terminated: {reason}"[:255]) for p in ended
+        )
+        product.refresh_from_db()
+    return product
+
+
+def product_suspend(*, product: Product, suspend: bool, reason: str, actor=None) -> Product:
+    """Suspends (no recurring charges while suspended) or resumes an active product."""
+    if not reason.strip():
+        raise CatalogError("say why", code="reason_required", field="reason")
+    active, suspended = Product.Status.ACTIVE, Product.Status.SUSPENDED
+    source, target = (active, suspended) if suspend else (suspended, active)
+    with transaction.atomic():
+        product = product_lock(product_id=product.pk)
+        if product.status != source:
+            raise CatalogError(f"the product is {product.get_status_display().lower()}", code="wrong_status")
+        product.status = target
+        product.save(update_fields=["status"])
+        verb = "Suspended" if suspend else "Resumed"
+        ProductEvent.objects.create(product=product, actor=actor, text=f"{verb}: {reason}"[:255])
+    return product

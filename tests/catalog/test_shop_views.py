@@ -219,3 +219,28 @@ def test_a_customer_changes_plan_online_from_the_quotes(client, django_capture_o
     assert account.customer.products.get(status="active").offering == s["small"]
     client.force_login(BillingAccountFactory().customer.user)
     assert client.get(f"/shop/products/{product.pk}/change-plan/").status_code == 404
+
+
+def test_an_agent_suspends_and_resumes_a_product_with_a_reason(client, django_capture_on_commit_callbacks):
+    s = shop()
+    cart, account = cart_for()
+    from catalog.services import cart_item_add
+
+    cart_item_add(cart=cart, offering=s["other"])
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_place(cart=cart, placed_by=account.customer.user, channel=Channel.WEB)
+    product = order.items.get().product
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    asked = client.post("/admin/catalog/product/", {"action": "suspend", "_selected_action": [product.pk]})
+    product.refresh_from_db()
+    assert "Reason" in asked.content.decode()
+    assert product.status == "active"
+
+    client.post(
+        "/admin/catalog/product/",
+        {"action": "suspend", "_selected_action": [product.pk], "reason": "lost phone", "confirm": "1"},
+    )
+    product.refresh_from_db()
+    assert product.status == "suspended"
+    assert list(product.events.values_list("text", flat=True)) == ["Suspended: lost phone"]

@@ -6,7 +6,7 @@ import pytest
 
 from catalog.models import Product, RecurringCharge
 from catalog.pricing import Phase
-from catalog.subscriptions import plan_change_quote, product_plan_change, recurring_charges_post
+from catalog.subscriptions import plan_change_quote, product_plan_change, product_terminate, recurring_charges_post
 from catalog.tasks import recurring_charges_run
 from charging.models import Bucket, LedgerEntry, LineRatePlan
 from tests.catalog.factories import PlanFactory, promotion
@@ -158,3 +158,34 @@ def test_an_upgrade_near_the_end_of_the_contract_costs_no_fee():
 
     assert quote.termination_fee == Decimal("0.0000")
     assert quote.early_upgrade is True
+
+
+def test_terminating_a_plan_in_contract_credits_the_unused_days_and_charges_the_fee():
+    plan = PlanFactory(name="Unlimited", recurring_price=Decimal("30.00"), contract_months=24)
+    product = subscribed(plan, started=at(2026, 1, 1, 9))
+    recurring_charges_post(at=at(2026, 4, 1))
+
+    product_terminate(product=product, reason="moving abroad", at=at(2026, 4, 16))
+
+    product.refresh_from_db()
+    assert product.status == Product.Status.TERMINATED
+    entries = list(
+        LedgerEntry.objects.filter(reference=f"product-{product.pk}-termination")
+        .order_by("pk")
+        .values_list("kind", "amount")
+    )
+    assert entries == [("refund", Decimal("15.0000")), ("one_off", Decimal("-300.0000"))]
+    assert recurring_charges_post(at=at(2026, 6, 1)) == 0
+
+
+def test_a_termination_without_a_reason_changes_nothing():
+    from catalog.errors import CatalogError
+
+    product = subscribed(PlanFactory(), started=at(2026, 1, 1, 9))
+
+    with pytest.raises(CatalogError, match="say why"):
+        product_terminate(product=product, reason=" ")
+
+    product.refresh_from_db()
+    assert product.status == Product.Status.ACTIVE
+    assert not LedgerEntry.objects.exists()
