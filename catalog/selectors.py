@@ -156,7 +156,11 @@ def price_summary(
     if voucher_promotion is not None:
         voucher_offering_ids = {o.pk for o in voucher_promotion.offerings.all()}
     for offering, item_id, msisdn in entries:
-        if voucher_promotion is not None and offering.pk in voucher_offering_ids:
+        if (
+            voucher_promotion is not None
+            and offering.pk in voucher_offering_ids
+            and offering.contract_months >= voucher_promotion.min_contract_months
+        ):
             promotion = voucher_promotion
         else:
             promotion = best_promotion(offering, segment=segment, contract_months=offering.contract_months)

@@ -203,7 +203,7 @@ def order_place(
         customer = cart.customer
         if cart.status != ShoppingCart.Status.OPEN:
             raise CatalogError("this cart has been ordered already", code="cart_closed", field="cart")
-        items = list(cart.items.select_related("offering", "line", "parent").order_by("pk"))
+        items = list(cart.items.select_related("offering", "line__billing_account", "parent__offering").order_by("pk"))
         if not items:
             raise CatalogError("the cart is empty", code="cart_empty", field="cart")
         if billing_account is None:
@@ -218,6 +218,13 @@ def order_place(
             )
             if refusal:
                 raise refusal
+            reason = rules.compatibility_refusal(
+                offering=item.offering,
+                parent=item.parent.offering if item.parent else None,
+                line_plan=_line_plan(customer=customer, line=item.line, products=products),
+            )
+            if reason:
+                raise CatalogError(reason, code="not_compatible", field="cart")
         voucher = None
         if cart.voucher_id:
             voucher = voucher_lock(voucher_id=cart.voucher_id)

@@ -6,6 +6,7 @@ with a fixed number of queries, whatever the catalog's size.
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -33,6 +34,7 @@ from catalog.services import order_place as order_place_service
 from catalog.subscriptions import plan_change_quote, product_plan_change
 
 Kind = ProductOffering.Kind
+PAGE_SIZE = 48
 
 
 def _customer_or_404(request):
@@ -49,12 +51,13 @@ def browse(request):
     search = request.GET.get("q", "").strip()[:100]
     offerings = offerings_for_sale(
         segment=segment_of(customer), kind=kind if kind in Kind.values else None, search=search
-    )[:200]
+    )
+    page = Paginator(offerings, PAGE_SIZE).get_page(request.GET.get("page"))
     lines = [p.line for p in active_products_of(customer=customer) if p.offering.kind == Kind.PLAN and p.line]
     return render(
         request,
         "catalog/browse.html",
-        {"offerings": offerings, "kinds": Kind.choices, "kind": kind, "q": search, "lines": lines},
+        {"page": page, "offerings": page.object_list, "kinds": Kind.choices, "kind": kind, "q": search, "lines": lines},
     )
 
 

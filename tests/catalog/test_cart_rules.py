@@ -127,3 +127,18 @@ def test_another_customers_line_cannot_take_an_addon():
 
     refused("no such line", cart=cart, offering=s["addon"], line=foreign)
     assert CartItem.objects.count() == 0
+
+
+def test_checkout_refuses_a_pairing_the_catalog_no_longer_allows():
+    s = shop()
+    cart, account = cart_for()
+    handset = cart_item_add(cart=cart, offering=s["handset"])
+    cart_item_add(cart=cart, offering=s["plan"], parent=handset)
+    s["handset"].compatible_plans.remove(s["plan"])
+
+    with pytest.raises(CatalogError, match="Unlimited 20 cannot be sold with Pixel 9"):
+        order_place(cart=cart, placed_by=account.customer.user, channel=Channel.WEB)
+
+    cart.refresh_from_db()
+    assert cart.status == "open"
+    assert ProductOrder.objects.count() == 0
