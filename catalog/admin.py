@@ -71,7 +71,14 @@ class ProductOfferingAdmin(admin.ModelAdmin):
     list_filter = ["kind", "segment", "sold_on_web", "sold_assisted"]
     search_fields = ["name", "code"]
     prepopulated_fields = {"code": ["name"]}
-    filter_horizontal = ["allowances", "requires_plans", "compatible_plans", "fits_handsets", "allowed_addons"]
+    filter_horizontal = [
+        "allowances",
+        "requires_plans",
+        "compatible_plans",
+        "fits_handsets",
+        "allowed_addons",
+        "components",
+    ]
     list_select_related = ["rate_plan"]
 
 

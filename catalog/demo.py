@@ -127,6 +127,17 @@ def catalog_demo_load() -> None:
     for plan in (unlimited, basic, sim_only, business):
         plan.allowed_addons.set([data_pass, roaming, streaming])
 
+    bundle = _offering(
+        "pixel-9-unlimited",
+        "Pixel 9 with Unlimited 40",
+        Kind.BUNDLE,
+        one_off_price=Decimal("49.00"),
+        recurring_price=Decimal("42.00"),
+        contract_months=24,
+        description="The phone and the plan, one price",
+    )
+    bundle.components.set([pixel, unlimited])
+
     launch = Promotion.objects.create(name="Six months free", min_contract_months=24)
     launch.offerings.set([unlimited])
     PromotionPhase.objects.create(promotion=launch, sequence=1, periods=6, kind=PromotionPhase.Kind.FREE)

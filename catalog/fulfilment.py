@@ -198,7 +198,28 @@ def _item_complete(*, item: OrderItem, order: ProductOrder) -> None:
             )
         )
     )
+    _bundle_settle(part=item, order=order)
     _order_settle(order=order)
+
+
+def _bundle_settle(*, part: OrderItem, order: ProductOrder) -> None:
+    """When the last part of a bundle has ended, the bundle completes (and is charged) or fails."""
+    bundle = part.parent
+    if bundle is None or bundle.offering.kind != ProductOffering.Kind.BUNDLE or bundle.state in OrderItem.TERMINAL:
+        return
+    parts = list(bundle.children.all())
+    if any(p.state not in OrderItem.TERMINAL for p in parts):
+        return
+    failed = [p for p in parts if p.state != OrderItem.State.COMPLETED]
+    if failed:
+        bundle.state = OrderItem.State.FAILED
+        bundle.state_reason = "; ".join(p.state_reason for p in failed)
+        bundle.save(update_fields=["state", "state_reason"])
+        Product.objects.filter(order_item=bundle).update(status=Product.Status.TERMINATED, terminated_at=timezone.now())
+        return
+    bundle.line = next((p.line for p in parts if p.line_id), None)
+    bundle.save(update_fields=["line"])
+    _item_complete(item=bundle, order=order)
 
 
 # --- Failure and compensation ----------------------------------------------------------------
@@ -232,6 +253,7 @@ def _item_fail(*, item: OrderItem, reason: str, now) -> None:
     waiting = item.children.filter(offering__kind=ProductOffering.Kind.ADDON).exclude(state__in=OrderItem.TERMINAL)
     for child in waiting:
         _item_fail(item=child, reason=f"not started: {item.offering} failed", now=now)
+    _bundle_settle(part=item, order=item.order)
 
 
 def fulfilment_step_fail(*, step_id: int, reason: str) -> FulfilmentStep:
@@ -255,6 +277,8 @@ def fulfilment_step_fail(*, step_id: int, reason: str) -> FulfilmentStep:
 
 def _order_settle(*, order: ProductOrder) -> None:
     """Once every item has ended: completed, failed (nothing completed) or partial."""
+    if not order.is_open:
+        return  # settled already (a bundle's last part settles the order twice)
     states = list(order.items.values_list("state", "state_reason"))
     if any(state not in OrderItem.TERMINAL for state, _ in states):
         return
@@ -282,6 +306,9 @@ def fulfilment_step_retry(*, step: FulfilmentStep, actor, reason: str) -> Fulfil
         if order.state == ProductOrder.State.CANCELLED:
             raise CatalogError("the order is cancelled", code="not_retryable")
         items = [step.item, *step.item.children.filter(state=OrderItem.State.FAILED)]
+        bundle = step.item.parent
+        if bundle is not None and bundle.offering.kind == ProductOffering.Kind.BUNDLE:
+            items.append(bundle)  # fails with its part, and completes with it again
         for item in items:
             for other in item.steps.exclude(state=State.DONE):
                 other.state = State.PENDING

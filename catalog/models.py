@@ -42,6 +42,7 @@ class ProductOffering(models.Model):
         ADDON = "addon", "Add-on"
         HANDSET = "handset", "Handset"
         ACCESSORY = "accessory", "Accessory"
+        BUNDLE = "bundle", "Bundle"
 
     class ContractState(models.TextChoices):
         ANY = "any", "Anyone"
@@ -124,6 +125,15 @@ class ProductOffering(models.Model):
         related_name="allowed_on_plans",
         limit_choices_to={"kind": "addon"},
         help_text="Plans: the add-ons that may be bought on top.",
+    )
+
+    components = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="in_bundles",
+        limit_choices_to={"kind__in": ["plan", "handset", "accessory"]},
+        help_text="Bundles: what it is made of. The bundle carries the price; each part is fulfilled.",
     )
 
     objects = OfferingQuerySet.as_manager()

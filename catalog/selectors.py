@@ -70,7 +70,9 @@ def offerings_for_sale(
         offerings = offerings.filter(kind=kind)
     if search:
         offerings = offerings.filter(Q(name__icontains=search) | Q(description__icontains=search))
-    return offerings.select_related("rate_plan").prefetch_related("allowances", promotions_prefetch(at=at))
+    return offerings.select_related("rate_plan").prefetch_related(
+        "allowances", "components", promotions_prefetch(at=at)
+    )
 
 
 def plans_for_handset(*, handset: ProductOffering, segment: str, channel: str = Channel.WEB) -> QuerySet:

@@ -187,6 +187,8 @@ def _steps_for(offering: ProductOffering) -> list[str]:
         return [Step.PROVISION, Step.ACTIVATE]
     if offering.kind == Kind.ADDON:
         return [Step.ACTIVATE, Step.DELIVER] if offering.content_sku else [Step.ACTIVATE]
+    if offering.kind == Kind.BUNDLE:
+        return []  # its parts have the steps; the bundle completes with them
     return [Step.SHIP]
 
 
@@ -281,20 +283,46 @@ def order_place(
                 promotion=order_item.promotion,
                 promotion_phases=order_item.promotion_phases,
             )
-            steps = [
-                FulfilmentStep(order=order, item=order_item, kind=kind, sequence=position)
-                for position, kind in enumerate(_steps_for(item.offering), start=1)
-            ]
-            FulfilmentStep.objects.bulk_create(steps)
-            waits_for_parent = item.offering.kind == Kind.ADDON and parent is not None
-            if not waits_for_parent:
-                first_steps.append(FulfilmentStep.objects.get(item=order_item, sequence=1).pk)
+            parts = [order_item]
+            if item.offering.kind == Kind.BUNDLE:
+                parts = _bundle_parts(order=order, bundle=order_item, customer=customer, account=billing_account)
+            for part in parts:
+                waits_for_parent = part.offering.kind == Kind.ADDON and part.parent_id is not None
+                steps = _steps_create(order=order, item=part)
+                if steps and not waits_for_parent:
+                    first_steps.append(steps[0].pk)
         cart.status = ShoppingCart.Status.ORDERED
         cart.save(update_fields=["status", "updated_at"])
         via = "by an agent for the customer" if channel == Channel.ASSISTED else "on the web"
         OrderEvent.objects.create(order=order, actor=placed_by, text=f"Order placed {via}")
         fulfilment.steps_start_on_commit(step_ids=first_steps)
     return order
+
+
+def _steps_create(*, order: ProductOrder, item: OrderItem) -> list[FulfilmentStep]:
+    for position, kind in enumerate(_steps_for(item.offering), start=1):
+        FulfilmentStep.objects.create(order=order, item=item, kind=kind, sequence=position)
+    return list(item.steps.order_by("sequence"))
+
+
+def _bundle_parts(
+    *, order: ProductOrder, bundle: OrderItem, customer: Customer, account: BillingAccount
+) -> list[OrderItem]:
+    """A bundle's parts as items of their own, priced at nothing: the bundle carries the price."""
+    parts = []
+    for component in bundle.offering.components.order_by("kind", "pk"):
+        part = OrderItem.objects.create(
+            order=order, offering=component, parent=bundle, contract_months=bundle.contract_months
+        )
+        Product.objects.create(
+            customer=customer,
+            billing_account=account,
+            offering=component,
+            order_item=part,
+            contract_months=bundle.contract_months,
+        )
+        parts.append(part)
+    return parts
 
 
 def order_cancel(*, order: ProductOrder, reason: str, actor) -> ProductOrder:

@@ -219,3 +219,68 @@ def test_an_addon_bought_with_a_new_plan_is_activated_on_the_plans_new_line(djan
     addon = Product.objects.get(offering=s["addon"])
     assert addon.line == line
     assert addon.parent == Product.objects.get(offering=s["plan"])
+
+
+def bundle_of(s, **fields):
+    from tests.catalog.factories import OfferingFactory
+
+    bundle = OfferingFactory(
+        kind="bundle",
+        name="Pixel 9 with Unlimited 20",
+        code="pixel-bundle",
+        one_off_price=Decimal("49.00"),
+        recurring_price=Decimal("40.00"),
+        contract_months=24,
+        **fields,
+    )
+    bundle.components.set([s["handset"], s["plan"]])
+    return bundle
+
+
+def test_a_bundle_is_fulfilled_through_its_parts_and_charged_as_one(django_capture_on_commit_callbacks):
+    s = shop()
+    bundle = bundle_of(s)
+    cart, account = cart_for()
+    cart_item_add(cart=cart, offering=bundle)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_place(cart=cart, placed_by=account.customer.user, channel=Channel.WEB)
+
+    order.refresh_from_db()
+    assert order.state == ProductOrder.State.COMPLETED
+    assert sorted(order.steps.values_list("kind", flat=True)) == ["activate", "provision", "ship"]
+    money = LedgerEntry.objects.filter(billing_account=account, money_balance__isnull=False)
+    assert list(money.filter(kind=LedgerEntry.Kind.ONE_OFF).values_list("amount", flat=True)) == [Decimal("-49.0000")]
+    assert money.filter(kind=LedgerEntry.Kind.RECURRING).get().reason.startswith("Pixel 9 with Unlimited 20, ")
+    line = Line.objects.get()
+    assert Product.objects.get(offering=bundle).line == line
+    assert LineRatePlan.objects.get(line=line).rate_plan == s["plan"].rate_plan
+
+
+def test_a_bundle_whose_part_fails_is_not_charged_and_completes_when_an_agent_retries(
+    simulated_partners, django_capture_on_commit_callbacks, admin_user
+):
+    simulated_partners["distributor"].script.append(PERMANENT)
+    s = shop()
+    bundle = bundle_of(s)
+    cart, account = cart_for()
+    cart_item_add(cart=cart, offering=bundle)
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_place(cart=cart, placed_by=account.customer.user, channel=Channel.WEB)
+
+    order.refresh_from_db()
+    bundle_item = order.items.get(offering=bundle)
+    assert order.state == ProductOrder.State.PARTIAL
+    assert bundle_item.state == OrderItem.State.FAILED
+    assert not LedgerEntry.objects.filter(billing_account=account, money_balance__isnull=False).exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        fulfilment_step_retry(
+            step=order.steps.get(state=FulfilmentStep.State.FAILED), actor=admin_user, reason="back in stock"
+        )
+
+    order.refresh_from_db()
+    bundle_item.refresh_from_db()
+    assert order.state == ProductOrder.State.COMPLETED
+    assert bundle_item.state == OrderItem.State.COMPLETED
+    assert LedgerEntry.objects.filter(billing_account=account, kind=LedgerEntry.Kind.ONE_OFF).count() == 1
