@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog import subscriptions
-from catalog.adapters import partners
+from catalog.adapters import PermanentPartnerError, partners
 from catalog.errors import CatalogError
 from catalog.locks import order_lock, step_lock
 from catalog.models import FulfilmentStep, OrderEvent, OrderItem, Product, ProductOffering, ProductOrder
@@ -49,8 +49,6 @@ def _line_release_on_commit(*, step: FulfilmentStep, msisdn: str) -> None:
 def fulfilment_step_execute(*, step_id: int) -> FulfilmentStep:
     """Runs one step. Raises ``TransientPartnerError`` for the task to retry; a permanent
     partner error fails the step (and compensates) here."""
-    from catalog.adapters import PermanentPartnerError
-
     step = _step_claim(step_id=step_id)
     if step is None:
         return FulfilmentStep.objects.get(pk=step_id)

@@ -284,3 +284,33 @@ def test_a_bundle_whose_part_fails_is_not_charged_and_completes_when_an_agent_re
     assert order.state == ProductOrder.State.COMPLETED
     assert bundle_item.state == OrderItem.State.COMPLETED
     assert LedgerEntry.objects.filter(billing_account=account, kind=LedgerEntry.Kind.ONE_OFF).count() == 1
+
+
+def test_a_content_addon_on_an_existing_line_is_activated_then_delivered(
+    simulated_partners, django_capture_on_commit_callbacks
+):
+    from tests.catalog.factories import AddonFactory
+
+    s = shop()
+    streaming = AddonFactory(name="Streaming TV", code="streaming", content_sku="tv-basic", allowances=[])
+    s["other"].allowed_addons.set([streaming])
+    cart, account = cart_for()
+    cart_item_add(cart=cart, offering=s["other"])
+    with django_capture_on_commit_callbacks(execute=True):
+        order_place(cart=cart, placed_by=account.customer.user, channel=Channel.WEB)
+    line = Line.objects.get()
+    cart, _ = cart_for(account)
+    cart_item_add(cart=cart, offering=streaming, line=line)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order = order_place(cart=cart, placed_by=account.customer.user, channel=Channel.WEB)
+
+    order.refresh_from_db()
+    assert order.state == ProductOrder.State.COMPLETED
+    assert list(order.steps.order_by("sequence").values_list("kind", "state")) == [
+        ("activate", "done"),
+        ("deliver", "done"),
+    ]
+    assert order.steps.get(kind="deliver").partner_reference.startswith("ENT-tv-basic-")
+    addon = Product.objects.get(offering=streaming)
+    assert (addon.line, addon.parent.offering) == (line, s["other"])
