@@ -23,7 +23,7 @@ from catalog.selectors import (
     segment_of,
 )
 from catalog.services import cart_item_add, cart_item_remove, cart_open, cart_voucher_apply, order_cancel, order_place
-from portal.models import Customer
+from portal.models import Customer, Line
 
 # --- Serializers -----------------------------------------------------------------------------
 
@@ -272,8 +272,7 @@ class CartItemCreateView(APIView):
                 return _refused(CatalogError("no such item in this cart", code="unknown_item", field="parent"))
         line = None
         if "line" in data.validated_data:
-            line = cart.customer.billing_accounts.filter(lines__pk=data.validated_data["line"]).first()
-            line = line.lines.get(pk=data.validated_data["line"]) if line else None
+            line = Line.objects.filter(pk=data.validated_data["line"], billing_account__customer=cart.customer).first()
             if line is None:
                 return _refused(CatalogError("no such line", code="unknown_line", field="line"))
         try:

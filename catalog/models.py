@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from catalog import pricing
 from charging.models import BucketDefinition, MoneyField, RatePlan
 from portal.models import BillingAccount, Customer, Line
 
@@ -364,6 +365,14 @@ class OrderItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.offering} (order {self.order_id})"
+
+    @property
+    def promotion_label(self) -> str:
+        """The promotion as sold, e.g. "Summer deal: free for 6 months"."""
+        if self.promotion is None:
+            return ""
+        phases = pricing.phases_from_json(self.promotion_phases)
+        return f"{self.promotion.name}: " + ", then ".join(phase.describe() for phase in phases)
 
 
 class FulfilmentStep(models.Model):

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from catalog.models import CartItem, ProductOrder
@@ -54,6 +55,9 @@ def test_a_cart_and_an_order_through_the_api_with_a_voucher(django_capture_on_co
     assert order["state"] == "completed"
     assert order["channel"] == "web"
     assert [i["promotion"] for i in order["items"]] == ["", "Half price"]
+    web = Client()
+    web.force_login(account.customer.user)
+    assert "Half price: 50% off for 3 months" in web.get(f"/shop/orders/{order['id']}/").content.decode()
     products = client.get("/api/product/").json()["results"]
     assert sorted(p["status"] for p in products) == ["active", "active"]
 
