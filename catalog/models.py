@@ -12,7 +12,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from catalog import pricing
-from charging.models import BucketDefinition, MoneyField, RatePlan
+from charging.models import BucketDefinition, LedgerEntry, MoneyField, RatePlan
 from portal.models import BillingAccount, Customer, Line
 
 
@@ -483,7 +483,9 @@ class RecurringCharge(models.Model):
     base_amount = MoneyField(help_text="The recurring price for the days charged, before promotions.")
     amount = MoneyField(help_text="What was charged, after promotions and proration.")
     description = models.CharField(max_length=255)
-    ledger_entry_id = models.BigIntegerField(null=True, blank=True)
+    ledger_entry = models.OneToOneField(
+        LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="recurring_charge"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
