@@ -79,7 +79,7 @@ def test_a_permanent_failure_undoes_the_item_and_leaves_the_order_partial(
     assert order.items.get(offering=s["plan"]).state == OrderItem.State.COMPLETED
 
 
-def test_a_failed_activation_releases_the_provisioned_number_and_fails_the_order(
+def test_a_step_that_keeps_failing_gives_up_after_its_retries_and_fails_the_order(
     simulated_partners, django_capture_on_commit_callbacks
 ):
     s = shop()
