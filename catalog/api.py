@@ -169,7 +169,7 @@ class ProductSerializer(serializers.ModelSerializer):
         ]
 
 
-# --- Helpers ---------------------------------------------------------------------------------
+# --- Scope and answers ---------------------------------------------------------------------
 
 
 def _customer(request) -> Customer:
