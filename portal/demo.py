@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from catalog.demo import catalog_demo_load
 from charging.models import LedgerEntry, Tariff
 from charging.services import bucket_grant, money_balance_open, money_post
 from charging.units import Service, Unit
@@ -145,7 +146,7 @@ def _enterprise() -> None:
 def _agent() -> None:
     group, _ = Group.objects.get_or_create(name=AGENT_GROUP)
     group.permissions.set(
-        Permission.objects.filter(content_type__app_label__in=["portal", "charging", "enterprise"]).exclude(
+        Permission.objects.filter(content_type__app_label__in=["portal", "charging", "enterprise", "catalog"]).exclude(
             codename__startswith="delete_"
         )
     )
@@ -171,6 +172,7 @@ def demo_is_loaded() -> bool:
 @transaction.atomic
 def demo_load() -> list[Login]:
     _tariffs()
+    catalog_demo_load()
     _consumers()
     _enterprise()
     _agent()

@@ -127,7 +127,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Each product's period is charged once however often this runs; hourly catches a new
+    # month within the hour in every customer's time zone.
+    "catalog-recurring-charges": {"task": "catalog.tasks.recurring_charges_run", "schedule": 3600.0},
+}
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

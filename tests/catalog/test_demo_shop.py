@@ -1,0 +1,17 @@
+import pytest
+from django.core.management import call_command
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_demo_opens_a_shop_with_plans_phones_and_a_launch_promotion(client, capsys):
+    call_command("demo_load")
+    client.login(username="alice", password="alice-demo")
+
+    page = client.get("/shop/").content.decode()
+    guided = client.get("/shop/guided/").content.decode()
+
+    assert "Unlimited 40" in page
+    assert "Six months free" in page
+    assert "Business 100" not in page  # sold to enterprise customers only
+    assert "Pixel 9" in guided
