@@ -9,7 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from charging.units import Service, Unit
+from charging.units import Service, Unit, Zone
+from enterprise.models import CostCentre
 from portal.models import BillingAccount, Line
 from portal.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
@@ -62,6 +63,10 @@ class Tariff(models.Model):
     price = MoneyField(help_text="Price of one block of `per_units` units.")
     per_units = models.PositiveBigIntegerField(help_text="Units priced together, e.g. 1048576 bytes (1 MB).")
     increment = models.PositiveBigIntegerField(default=1, help_text="Usage is rounded up to a multiple of this.")
+    first_increment = models.PositiveBigIntegerField(
+        default=0,
+        help_text="The least a session is charged for, e.g. 60 seconds for voice; 0: just the increment.",
+    )
     is_default = models.BooleanField(default=False, help_text="Used for lines without a tariff of their own.")
 
     class Meta:
@@ -81,6 +86,36 @@ class Tariff(models.Model):
         return self.name
 
 
+class TariffRate(models.Model):
+    """A price of a tariff that applies only in a zone, a time-of-day band or a volume tier.
+
+    Rating picks, for each piece of usage, the matching rate with the most conditions (zone,
+    then band, then the highest tier reached); with none, the tariff's own price applies.
+    """
+
+    tariff = models.ForeignKey(Tariff, on_delete=models.CASCADE, related_name="rates")
+    zone = models.CharField(max_length=16, choices=Zone.choices, blank=True, help_text="Empty: any zone.")
+    band_start = models.TimeField(null=True, blank=True, help_text="Local time the band starts; empty: all day.")
+    band_end = models.TimeField(null=True, blank=True, help_text="Local time the band ends (may wrap midnight).")
+    tier_from = models.PositiveBigIntegerField(
+        default=0, help_text="Applies once this many units were used in the billing period."
+    )
+    price = MoneyField(help_text="Price of one block of the tariff's `per_units` units.")
+
+    class Meta:
+        ordering = ["tariff", "zone", "band_start", "tier_from"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(band_start__isnull=True, band_end__isnull=True)
+                | models.Q(band_start__isnull=False, band_end__isnull=False),
+                name="tariff_rate_band_has_both_ends",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tariff}: {self.price}"
+
+
 class BucketDefinition(models.Model):
     """A kind of allowance an offering can grant, e.g. '10 GB data, 30 days'."""
 
@@ -98,14 +133,26 @@ class BucketDefinition(models.Model):
 
 
 class Bucket(models.Model):
-    """An allowance of units a line draws from before money."""
+    """An allowance of units drawn from before money: a line's own, or a pool held by a cost
+    centre (or the company root) and shared by every line below it.
 
-    line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="buckets")
+    ``reserved`` is what open charging sessions hold; it is not spent until they report usage,
+    so it is no ledger movement. What a new grant may take is ``remaining - reserved``.
+    """
+
+    line = models.ForeignKey(Line, on_delete=models.PROTECT, null=True, blank=True, related_name="buckets")
+    cost_centre = models.ForeignKey(
+        CostCentre, on_delete=models.PROTECT, null=True, blank=True, related_name="pool_buckets"
+    )
+    billing_account = models.ForeignKey(
+        BillingAccount, on_delete=models.PROTECT, related_name="buckets", help_text="Whose ledger it is in."
+    )
     definition = models.ForeignKey(BucketDefinition, on_delete=models.PROTECT, null=True, blank=True)
     name = models.CharField(max_length=100)
     unit = models.CharField(max_length=16, choices=Unit.choices)
     initial = models.PositiveBigIntegerField()
     remaining = models.BigIntegerField()
+    reserved = models.BigIntegerField(default=0)
     priority = models.PositiveSmallIntegerField(default=100)
     valid_from = models.DateTimeField(default=timezone.now)
     valid_until = models.DateTimeField(null=True, blank=True)
@@ -113,13 +160,27 @@ class Bucket(models.Model):
 
     class Meta:
         ordering = ["line_id", "priority", "valid_until", "pk"]
-        indexes = [models.Index(fields=["line", "unit"])]
+        indexes = [models.Index(fields=["line", "unit"]), models.Index(fields=["cost_centre", "unit"])]
         constraints = [
             models.CheckConstraint(condition=models.Q(remaining__gte=0), name="bucket_remaining_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(reserved__gte=0, reserved__lte=models.F("remaining")),
+                name="bucket_reserved_within_remaining",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(line__isnull=False, cost_centre__isnull=True)
+                | models.Q(line__isnull=True, cost_centre__isnull=False),
+                name="bucket_held_by_line_or_cost_centre",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} on {self.line_id}"
+        holder = f"line {self.line_id}" if self.line_id else f"cost centre {self.cost_centre_id}"
+        return f"{self.name} on {holder}"
+
+    @property
+    def available(self) -> int:
+        return self.remaining - self.reserved
 
     def is_valid_at(self, at) -> bool:
         return self.valid_from <= at and (self.valid_until is None or at < self.valid_until)
@@ -132,11 +193,21 @@ class Bucket(models.Model):
 class MoneyBalance(models.Model):
     """Money of a billing account: prepaid funds, or what a postpaid account owes (negative).
 
-    What may be spent is ``amount + billing_account.credit_limit``.
+    What may be spent is ``amount + billing_account.credit_limit - reserved``, and no more than
+    what is left of the customer's own monthly ``spending_cap`` on usage, if they set one.
     """
 
     billing_account = models.OneToOneField(BillingAccount, on_delete=models.PROTECT, related_name="money_balance")
     amount = MoneyField(default=0)
+    reserved = MoneyField(default=0, help_text="Held by open charging sessions; not yet spent.")
+    spending_cap = MoneyField(null=True, blank=True, help_text="The customer's own monthly cap on usage charges.")
+    period_spent = MoneyField(default=0, help_text="Usage charged this month, against the spending cap.")
+    period_start = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(reserved__gte=0), name="money_reserved_not_negative"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.amount} {self.billing_account.currency}"
@@ -222,3 +293,167 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.units or self.amount}"
+
+
+class NodeLimit(models.Model):
+    """A cap on how many units of one kind the lines below a cost centre use per period, and
+    what happens past it. A device node's limit caps its single line."""
+
+    class Period(models.TextChoices):
+        DAY = "day", "Day"
+        MONTH = "month", "Month"
+
+    class OnExceed(models.TextChoices):
+        BLOCK = "block", "Block: grant nothing past the limit"
+        THROTTLE = "throttle", "Throttle: go on at reduced speed"
+        OVERAGE = "overage", "Allow as overage, charged to the company at the overage price"
+        PERSONAL = "personal", "Charge the user's personal account"
+
+    node = models.ForeignKey(CostCentre, on_delete=models.CASCADE, related_name="limits")
+    unit = models.CharField(max_length=16, choices=Unit.choices)
+    period = models.CharField(max_length=8, choices=Period.choices, default=Period.MONTH)
+    limit = models.PositiveBigIntegerField()
+    used = models.BigIntegerField(default=0, help_text="Units used this period (overage included).")
+    reserved = models.BigIntegerField(default=0, help_text="Units held by open sessions.")
+    period_start = models.DateTimeField(default=timezone.now)
+    on_exceed = models.CharField(max_length=16, choices=OnExceed.choices, default=OnExceed.BLOCK)
+    overage_price = MoneyField(null=True, blank=True, help_text="Price of one block of `overage_per_units`.")
+    overage_per_units = models.PositiveBigIntegerField(null=True, blank=True)
+    thresholds = models.JSONField(default=list, blank=True, help_text="Percentages that notify; empty: 50, 80, 100.")
+
+    class Meta:
+        ordering = ["node_id", "unit"]
+        constraints = [
+            models.UniqueConstraint(fields=["node", "unit"], name="one_limit_per_node_and_unit"),
+            models.CheckConstraint(
+                condition=models.Q(used__gte=0, reserved__gte=0), name="node_limit_counters_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(on_exceed="overage")
+                | models.Q(overage_price__isnull=False, overage_per_units__isnull=False),
+                name="overage_limit_has_a_price",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.limit} {self.unit} per {self.period}"
+
+    @property
+    def headroom(self) -> int:
+        return self.limit - self.used - self.reserved
+
+
+class ChargingSession(models.Model):
+    """An online charging session (Diameter credit control style): reserve, report, end."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        TERMINATED = "terminated", "Terminated"
+        EXPIRED = "expired", "Expired"
+
+    session_id = models.CharField(max_length=100, unique=True)
+    line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="charging_sessions")
+    service = models.CharField(max_length=16, choices=Service.choices)
+    zone = models.CharField(max_length=16, choices=Zone.choices, default=Zone.HOME)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    request_number = models.PositiveIntegerField(default=0, help_text="The last request answered.")
+    used_units = models.BigIntegerField(default=0)
+    amount_charged = MoneyField(default=0)
+    opened_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        indexes = [models.Index(fields=["line", "-opened_at"])]
+
+    def __str__(self) -> str:
+        return self.session_id
+
+
+class Reservation(models.Model):
+    """Units granted to a session and held until it reports usage or the grant expires."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        SETTLED = "settled", "Settled"
+        EXPIRED = "expired", "Expired"
+
+    session = models.ForeignKey(ChargingSession, on_delete=models.PROTECT, related_name="reservations")
+    units = models.BigIntegerField()
+    granted_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    throttled = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "expires_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["session"], condition=models.Q(status="open"), name="one_open_reservation_per_session"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.units} for {self.session_id}"
+
+
+class ReservationHold(models.Model):
+    """What one reservation holds on one balance or limit, in the order it is drawn from."""
+
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="holds")
+    position = models.PositiveSmallIntegerField()
+    bucket = models.ForeignKey(Bucket, on_delete=models.PROTECT, null=True, blank=True)
+    money_balance = models.ForeignKey(MoneyBalance, on_delete=models.PROTECT, null=True, blank=True)
+    limit = models.ForeignKey(NodeLimit, on_delete=models.PROTECT, null=True, blank=True)
+    units = models.BigIntegerField()
+    amount = MoneyField(default=0, help_text="Money held, for a money hold.")
+    price_key = models.CharField(max_length=16, blank=True, help_text="'tariff' or 'overage' for a money hold.")
+
+    class Meta:
+        ordering = ["reservation_id", "position"]
+
+    def __str__(self) -> str:
+        return f"hold {self.units} of {self.reservation_id}"
+
+
+class ChargingRequest(models.Model):
+    """The answer given to one online request, kept so a repeat gets the same answer."""
+
+    key = models.CharField(max_length=160, unique=True, help_text="session id#request number, or event:<id>.")
+    kind = models.CharField(max_length=16)
+    answer = models.JSONField()
+    status_code = models.PositiveSmallIntegerField(default=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class ThresholdNotice(models.Model):
+    """A bucket or a limit crossed a percentage of its size: sent once per period."""
+
+    bucket = models.ForeignKey(Bucket, on_delete=models.CASCADE, null=True, blank=True, related_name="notices")
+    limit = models.ForeignKey(NodeLimit, on_delete=models.CASCADE, null=True, blank=True, related_name="notices")
+    percent = models.PositiveSmallIntegerField()
+    period_start = models.DateTimeField()
+    used = models.BigIntegerField()
+    of = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "percent", "period_start"],
+                condition=models.Q(bucket__isnull=False),
+                name="bucket_threshold_once_per_period",
+            ),
+            models.UniqueConstraint(
+                fields=["limit", "percent", "period_start"],
+                condition=models.Q(limit__isnull=False),
+                name="limit_threshold_once_per_period",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.percent}% of {self.bucket or self.limit}"

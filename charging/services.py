@@ -13,6 +13,7 @@ from charging.locks import buckets_lock, money_balance_lock, usage_event_lock
 from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
 from charging.rating import rate_usage
 from charging.usage_records import usage_record_parse
+from enterprise.models import CostCentre
 from portal.models import BillingAccount, Line
 from portal.money import money
 
@@ -25,7 +26,8 @@ def money_balance_open(*, billing_account: BillingAccount) -> MoneyBalance:
 @transaction.atomic
 def bucket_grant(
     *,
-    line: Line,
+    line: Line | None = None,
+    cost_centre: CostCentre | None = None,
     name: str,
     unit: str,
     quantity: int,
@@ -36,11 +38,20 @@ def bucket_grant(
     reference: str = "",
     actor=None,
 ) -> Bucket:
-    """Gives a line a new allowance; the grant is the bucket's first ledger entry."""
+    """Gives a line, or a cost centre's pool, a new allowance; the grant is the bucket's first
+    ledger entry. A pool is paid for by the company's account and shared below its node."""
     if quantity <= 0:
         raise ValueError("an allowance must be positive")
+    if (line is None) == (cost_centre is None):
+        raise ValueError("an allowance belongs to a line or to a cost centre")
+    if line is not None:
+        account_id = line.billing_account_id
+    else:
+        account_id = BillingAccount.objects.filter(customer__company__pk=cost_centre.company_id).order_by("pk")[0].pk
     bucket = Bucket.objects.create(
         line=line,
+        cost_centre=cost_centre,
+        billing_account_id=account_id,
         definition=definition,
         name=name,
         unit=unit,
@@ -50,7 +61,7 @@ def bucket_grant(
         valid_until=valid_until,
     )
     LedgerEntry.objects.create(
-        billing_account_id=line.billing_account_id,
+        billing_account_id=account_id,
         bucket=bucket,
         kind=LedgerEntry.Kind.GRANT,
         units=quantity,
@@ -58,7 +69,8 @@ def bucket_grant(
         reference=reference,
         actor=actor,
     )
-    live.line_changed_on_commit(line_id=line.pk)
+    if line is not None:
+        live.line_changed_on_commit(line_id=line.pk)
     return bucket
 
 

@@ -7,6 +7,7 @@ class Unit(models.TextChoices):
     BYTES = "bytes", "Bytes"
     SECONDS = "seconds", "Seconds"
     MESSAGES = "messages", "Messages"
+    ITEMS = "items", "Items"
 
 
 class Service(models.TextChoices):
@@ -14,6 +15,15 @@ class Service(models.TextChoices):
     VOICE = "voice", "Voice"
     SMS = "sms", "SMS"
     VIDEO = "video", "Video conferencing"
+    CONTENT = "content", "Content purchase"
+
+
+class Zone(models.TextChoices):
+    """Where the line is when it uses the service: at home, or roaming in a country group."""
+
+    HOME = "home", "Home network"
+    ROAM_EU = "roam_eu", "Roaming: EU"
+    ROAM_WORLD = "roam_world", "Roaming: rest of world"
 
 
 SERVICE_UNIT: dict[str, str] = {
@@ -21,7 +31,11 @@ SERVICE_UNIT: dict[str, str] = {
     Service.VOICE.value: Unit.SECONDS.value,
     Service.SMS.value: Unit.MESSAGES.value,
     Service.VIDEO.value: Unit.SECONDS.value,
+    Service.CONTENT.value: Unit.ITEMS.value,
 }
+
+# Services whose units are time: a grant of them crosses time-of-day bands as it is used.
+TIMED_SERVICES = frozenset({Service.VOICE.value, Service.VIDEO.value})
 
 _MB = 1024 * 1024
 _GB = 1024 * _MB

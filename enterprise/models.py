@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from mptt.models import MPTTModel, TreeForeignKey
 
-from portal.models import Customer, Line
+from portal.models import BillingAccount, Customer, Line
 
 
 class Company(models.Model):
@@ -36,6 +36,14 @@ class CostCentre(MPTTModel):
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     line = models.OneToOneField(Line, on_delete=models.PROTECT, null=True, blank=True, related_name="cost_centre")
+    personal_account = models.ForeignKey(
+        BillingAccount,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Device nodes: the user's own account, for usage steered or pushed off the company.",
+    )
 
     class MPTTMeta:
         order_insertion_by = ["name"]
@@ -67,3 +75,28 @@ class ManagerAssignment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} manages {self.node}"
+
+
+class SteeringRule(models.Model):
+    """Bring your own device: who pays for a usage of a company's line. The engine takes the
+    first rule (by priority) whose conditions all match; with none, the company pays."""
+
+    class Payer(models.TextChoices):
+        CORPORATE = "corporate", "Company"
+        PERSONAL = "personal", "User's personal account"
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="steering_rules")
+    priority = models.PositiveSmallIntegerField(default=100, help_text="Lower is tried first.")
+    name = models.CharField(max_length=100)
+    service = models.CharField(max_length=16, blank=True, help_text="Empty: any service.")
+    zone = models.CharField(max_length=16, blank=True, help_text="Empty: any zone.")
+    time_from = models.TimeField(null=True, blank=True, help_text="Local time; empty: any time.")
+    time_to = models.TimeField(null=True, blank=True)
+    weekdays = models.JSONField(default=list, blank=True, help_text="0 = Monday; empty: every day.")
+    payer = models.CharField(max_length=16, choices=Payer.choices)
+
+    class Meta:
+        ordering = ["company_id", "priority", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
