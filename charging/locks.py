@@ -1,17 +1,23 @@
 """Every row lock the charging app takes, in one place and one order.
 
-Locks are always taken by ascending primary key within a table, and tables in the order
-usage event -> buckets -> money balance, so two charges can never wait on each other in a
-cycle. On SQLite ``select_for_update`` is a no-op: its IMMEDIATE transactions serialise writers.
+Locks are always taken by ascending primary key within a table (limits: root first), and
+tables in the order charging session / usage event -> node limits -> buckets -> money
+balances, so two charges can never wait on each other in a cycle. On SQLite
+``select_for_update`` is a no-op: its IMMEDIATE transactions serialise writers.
 """
 
 from django.db.models import QuerySet
 
-from charging.models import Bucket, MoneyBalance, UsageEvent
+from charging.models import Bucket, ChargingSession, MoneyBalance, NodeLimit, UsageEvent
 
 
 def usage_event_lock(*, event_id: int) -> UsageEvent:
     return UsageEvent.objects.select_for_update().get(pk=event_id)
+
+
+def usage_events_lock(*, event_ids: list[int]) -> QuerySet[UsageEvent]:
+    """Usage events of a batch, locked by ascending primary key (evaluate the queryset)."""
+    return UsageEvent.objects.select_for_update().filter(pk__in=event_ids).order_by("pk")
 
 
 def buckets_lock(*, queryset: QuerySet[Bucket]) -> list[Bucket]:
@@ -20,3 +26,44 @@ def buckets_lock(*, queryset: QuerySet[Bucket]) -> list[Bucket]:
 
 def money_balance_lock(*, billing_account_id: int) -> MoneyBalance:
     return MoneyBalance.objects.select_for_update().get(billing_account_id=billing_account_id)
+
+
+def node_limits_lock(*, node_ids: list[int], unit: str) -> list[NodeLimit]:
+    """Limits on a tree path, root first: every path from one root takes them in the same
+    order (level, node), so two charges in one company never wait on each other in a cycle."""
+    if not node_ids:
+        return []
+    return list(
+        NodeLimit.objects.select_for_update(of=("self",))
+        .filter(node_id__in=node_ids, unit=unit)
+        .select_related("node")
+        .order_by("node__level", "node_id")
+    )
+
+
+def buckets_lock_by_id(*, bucket_ids: set[int]) -> dict[int, Bucket]:
+    if not bucket_ids:
+        return {}
+    return {b.pk: b for b in Bucket.objects.select_for_update().filter(pk__in=bucket_ids).order_by("pk")}
+
+
+def money_balances_lock(*, billing_account_ids: set[int]) -> dict[int, MoneyBalance]:
+    """Money balances by account id, locked by ascending primary key."""
+    if not billing_account_ids:
+        return {}
+    rows = (
+        MoneyBalance.objects.select_for_update(of=("self",))
+        .filter(billing_account_id__in=billing_account_ids)
+        .select_related("billing_account")
+        .order_by("pk")
+    )
+    return {row.billing_account_id: row for row in rows}
+
+
+def charging_session_lock(*, session_id: str) -> ChargingSession | None:
+    return (
+        ChargingSession.objects.select_for_update(of=("self",))
+        .select_related("line")
+        .filter(session_id=session_id)
+        .first()
+    )

@@ -226,6 +226,7 @@ class UsageEvent(models.Model):
     msisdn = models.CharField(max_length=20, blank=True)
     line = models.ForeignKey(Line, on_delete=models.PROTECT, null=True, blank=True, related_name="usage_events")
     service = models.CharField(max_length=16, blank=True)
+    zone = models.CharField(max_length=16, choices=Zone.choices, default=Zone.HOME)
     unit = models.CharField(max_length=16, blank=True)
     quantity = models.BigIntegerField(null=True, blank=True)
     occurred_at = models.DateTimeField(null=True, blank=True)

@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
-from charging.models import Bucket, LedgerEntry, MoneyBalance, UsageEvent
+from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit, UsageEvent
 from charging.units import format_units
 from portal.models import Line
 from portal.money import format_money
@@ -91,3 +91,25 @@ def ledger_mismatches() -> list[str]:
         if total != amount:
             problems.append(f"money balance {balance_id}: amount {amount}, ledger {total}")
     return problems
+
+
+def node_snapshots(*, node_ids: list[int]) -> dict[int, dict]:
+    """Per cost centre, its limits and pools as a live page redraws them (two queries)."""
+    snapshots: dict[int, dict] = {node_id: {"limits": [], "pools": []} for node_id in node_ids}
+    if not node_ids:
+        return snapshots
+    for limit in NodeLimit.objects.filter(node_id__in=node_ids).order_by("unit"):
+        snapshots[limit.node_id]["limits"].append(
+            {
+                "id": limit.pk,
+                "unit": limit.unit,
+                "limit": limit.limit,
+                "used": limit.used,
+                "reserved": limit.reserved,
+                "used_display": format_units(limit.used, limit.unit),
+                "limit_display": format_units(limit.limit, limit.unit),
+            }
+        )
+    for bucket in Bucket.objects.filter(cost_centre_id__in=node_ids).order_by("priority", "pk"):
+        snapshots[bucket.cost_centre_id]["pools"].append(bucket_view(bucket))
+    return snapshots

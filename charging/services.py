@@ -1,17 +1,20 @@
 """Writes to balances and the ledger. Each service owns its transaction."""
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from charging import live
-from charging.locks import buckets_lock, money_balance_lock, usage_event_lock
+from charging.grants import charging_context, lock_for_batch, plan_grant
+from charging.locks import money_balance_lock, usage_event_lock, usage_events_lock
 from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
-from charging.rating import rate_usage
+from charging.settlement import locked_save, settle
+from charging.thresholds import thresholds_check
 from charging.usage_records import usage_record_parse
 from enterprise.models import CostCentre
 from portal.models import BillingAccount, Line
@@ -165,6 +168,7 @@ def usage_event_ingest(*, payload: dict, source: str = "mediation") -> tuple[Usa
             msisdn=record.msisdn,
             line=record.line,
             service=record.service,
+            zone=record.zone,
             unit=record.unit,
             quantity=record.quantity,
             occurred_at=record.occurred_at,
@@ -184,66 +188,63 @@ def _format_errors(errors: dict[str, str]) -> str:
     return "; ".join(f"{field}: {reason}" for field, reason in errors.items())
 
 
-@transaction.atomic
 def usage_event_charge(*, event_id: int) -> UsageEvent:
-    """Charges a received usage event: allowances first, soonest-expiring first, then money.
+    """Charges one received usage record (see ``usage_events_charge``)."""
+    usage_events_charge(event_ids=[event_id])
+    return UsageEvent.objects.get(pk=event_id)
 
-    Runs once per event: a charged or rejected event is returned unchanged.
+
+@transaction.atomic
+def usage_events_charge(*, event_ids: list[int]) -> int:
+    """Charges a batch of received usage records in one transaction; returns how many.
+
+    Usage that happened is charged whole: allowances first (the line's own, then the pools
+    of its cost centres, by priority and soonest expiry), then money, even past what may be
+    spent; it counts against every limit on the line's path. Every row the batch touches is
+    locked once, in the global order, and written back once. An event already charged or
+    rejected is skipped, so a re-delivered batch changes nothing.
     """
-    event = usage_event_lock(event_id=event_id)
-    if event.status != UsageEvent.Status.RECEIVED:
-        return event
-    line = Line.objects.select_related("billing_account").get(pk=event.line_id)
-    at = event.occurred_at
-
-    usable = Bucket.objects.filter(line=line, unit=event.unit, remaining__gt=0, valid_from__lte=at).filter(
-        Q(valid_until__isnull=True) | Q(valid_until__gt=at)
-    )
-    buckets = sorted(
-        buckets_lock(queryset=usable),
-        key=lambda b: (b.priority, b.valid_until is None, b.valid_until or at, b.pk),
-    )
-    outstanding = event.quantity
-    for bucket in buckets:
-        if outstanding == 0:
-            break
-        take = min(bucket.remaining, outstanding)
-        Bucket.objects.filter(pk=bucket.pk).update(remaining=F("remaining") - take)
-        LedgerEntry.objects.create(
-            billing_account_id=line.billing_account_id,
-            bucket=bucket,
-            kind=LedgerEntry.Kind.USAGE,
-            units=-take,
-            usage_event=event,
-            reason=f"{event.service} usage",
-            created_at=at,
-        )
-        outstanding -= take
-
-    amount = Decimal(0)
-    if outstanding:
-        amount = rate_usage(line_id=line.pk, service=event.service, units=outstanding)
-        if amount:
-            money_balance_open(billing_account=line.billing_account)
-            balance = money_balance_lock(billing_account_id=line.billing_account_id)
-            MoneyBalance.objects.filter(pk=balance.pk).update(amount=F("amount") - amount)
-            LedgerEntry.objects.create(
-                billing_account_id=line.billing_account_id,
-                money_balance=balance,
-                kind=LedgerEntry.Kind.USAGE,
-                amount=-amount,
-                usage_event=event,
-                reason=f"{event.service} usage beyond allowances",
-                created_at=at,
+    events = list(usage_events_lock(event_ids=event_ids).filter(status=UsageEvent.Status.RECEIVED))
+    if not events:
+        return 0
+    lines = {
+        line.pk: line
+        for line in Line.objects.select_related("billing_account").filter(pk__in={e.line_id for e in events})
+    }
+    contexts = {}
+    for event in events:
+        key = (event.line_id, event.service, event.zone)
+        if key not in contexts:
+            contexts[key] = charging_context(
+                line=lines[event.line_id], service=event.service, zone=event.zone, at=event.occurred_at
             )
-
-    event.status = UsageEvent.Status.CHARGED
-    event.units_from_buckets = event.quantity - outstanding
-    event.amount_charged = amount
-    event.charged_at = timezone.now()
-    event.save(update_fields=["status", "units_from_buckets", "amount_charged", "charged_at"])
-    live.line_changed_on_commit(line_id=line.pk)
-    return event
+    locked = lock_for_batch(ctxs=list(contexts.values()))
+    now = timezone.now()
+    for event in sorted(events, key=lambda e: (e.occurred_at, e.pk)):
+        ctx = replace(contexts[(event.line_id, event.service, event.zone)], at=event.occurred_at)
+        plan = plan_grant(ctx=ctx, locked=locked, requested=event.quantity, must_charge=True)
+        settled = settle(
+            ctx=ctx,
+            locked=locked,
+            holds=plan.holds,
+            limit_ids=plan.limit_ids,
+            reserved_units=0,
+            used=event.quantity,
+            reference=f"usage:{event.external_id}",
+            session_used=0,
+            usage_event_id=event.pk,
+        )
+        event.status = UsageEvent.Status.CHARGED
+        event.units_from_buckets = settled.from_allowances
+        event.amount_charged = settled.amount
+        event.charged_at = now
+    locked_save(locked)
+    UsageEvent.objects.bulk_update(events, ["status", "units_from_buckets", "amount_charged", "charged_at"])
+    at = max(e.occurred_at for e in events)
+    thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
+    for ctx in contexts.values():
+        live.line_and_path_changed_on_commit(line_id=ctx.line.pk, node_ids=ctx.path_ids)
+    return len(events)
 
 
 def usage_event_replay(*, event: UsageEvent) -> UsageEvent:
@@ -263,6 +264,7 @@ def usage_event_replay(*, event: UsageEvent) -> UsageEvent:
         event.line = record.line
         event.msisdn = record.msisdn
         event.service = record.service
+        event.zone = record.zone
         event.unit = record.unit
         event.quantity = record.quantity
         event.occurred_at = record.occurred_at

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from charging.units import SERVICE_UNIT, Service
+from charging.units import SERVICE_UNIT, Service, Zone
 from portal.models import Line
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -22,6 +22,7 @@ class UsageRecord:
     msisdn: str
     line: Line
     service: str
+    zone: str
     unit: str
     quantity: int
     occurred_at: datetime
@@ -41,6 +42,10 @@ def usage_record_parse(payload: dict, *, now: datetime | None = None) -> tuple[U
     service = payload.get("service")
     if service not in Service.values:
         errors["service"] = f"Unknown service {service!r}; expected one of {', '.join(Service.values)}."
+
+    zone = payload.get("zone") or Zone.HOME.value
+    if zone not in Zone.values:
+        errors["zone"] = f"Unknown zone {zone!r}; expected one of {', '.join(Zone.values)}."
 
     unit = payload.get("unit")
     expected_unit = SERVICE_UNIT.get(service)
@@ -94,6 +99,7 @@ def usage_record_parse(payload: dict, *, now: datetime | None = None) -> tuple[U
             msisdn=msisdn,
             line=line,
             service=service,
+            zone=zone,
             unit=unit,
             quantity=quantity,
             occurred_at=occurred_at,

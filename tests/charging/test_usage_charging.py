@@ -79,7 +79,7 @@ def test_expired_allowance_is_not_used():
 
 def test_charge_is_pushed_only_after_commit(django_capture_on_commit_callbacks):
     line = LineFactory()
-    data_bucket(line, 5 * MB)
+    data_bucket(line, 100 * MB)  # 10% used: no threshold notice, just the balance push
     event, _ = usage_event_ingest(payload=record(line))
 
     with django_capture_on_commit_callbacks() as callbacks:

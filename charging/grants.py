@@ -1,0 +1,346 @@
+"""Deciding a grant: which balances and limits a usage may draw on, and how much of each.
+
+A grant walks the line's path in the cost-centre tree (root first), takes what every limit on
+it allows, then draws units from allowances (the line's own and the pools of its ancestors,
+by priority then soonest expiry) and the rest from money at the tariff. Past a limit, the
+limit's policy decides: block, throttle, overage at a price, or the user's personal account.
+
+Everything here works on rows the caller has locked (``charging.locks``), so the plan it
+returns still holds when the caller applies it in the same transaction.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import F, Q
+
+from charging.locks import buckets_lock_by_id, money_balances_lock, node_limits_lock
+from charging.models import Bucket, MoneyBalance, NodeLimit, Tariff, TariffRate
+from charging.periods import period_start
+from charging.rating import affordable_units, rate, tariff_for, tariff_rates
+from charging.steering import steering_payer
+from charging.units import SERVICE_UNIT
+from enterprise.models import CostCentre, SteeringRule
+from portal.models import Line
+
+
+class FinalUnitAction:
+    """What the network does when the granted units run out (RFC 4006 Final-Unit-Action)."""
+
+    TERMINATE = "terminate"  # blocked by a limit, or nothing left to draw on
+    REDIRECT = "redirect"  # out of money: send the user to the top-up page
+    RESTRICT = "restrict"  # throttled past a limit
+
+
+TARIFF = "tariff"
+OVERAGE = "overage"
+
+
+@dataclass
+class ChargingContext:
+    """What a line's usage is charged against, read before any lock is taken."""
+
+    line: Line
+    service: str
+    unit: str
+    zone: str
+    at: datetime
+    path_ids: list[int]
+    payer_account_id: int
+    personal_account_id: int | None
+    steered_personal: bool
+    tariff: Tariff | None
+    rates: list[TariffRate]
+
+
+@dataclass
+class Locked:
+    """The rows a charge may change, locked in the global order for this transaction."""
+
+    limits: list[NodeLimit]
+    buckets: dict[int, Bucket]
+    money: dict[int, MoneyBalance]  # by billing account id
+
+
+@dataclass
+class HoldPlan:
+    units: int
+    bucket_id: int | None = None
+    account_id: int | None = None
+    amount: Decimal = Decimal(0)
+    price_key: str = ""
+
+
+@dataclass
+class GrantPlan:
+    requested: int
+    units: int = 0
+    holds: list[HoldPlan] = field(default_factory=list)
+    limit_ids: list[int] = field(default_factory=list)
+    throttled: bool = False
+    final_unit_action: str = ""
+    must_charge: bool = False
+
+
+def charging_context(*, line: Line, service: str, zone: str, at: datetime) -> ChargingContext:
+    node = CostCentre.objects.filter(line_id=line.pk).select_related("company").first()
+    path_ids: list[int] = []
+    personal_account_id = None
+    steered_personal = False
+    if node is not None:
+        path_ids = list(node.get_ancestors(include_self=True).values_list("pk", flat=True))
+        personal_account_id = node.personal_account_id
+        rules = SteeringRule.objects.filter(company_id=node.company_id)
+        steered_personal = personal_account_id is not None and (
+            steering_payer(rules=rules, service=service, zone=zone, at=at) == SteeringRule.Payer.PERSONAL
+        )
+    tariff = tariff_for(line_id=line.pk, service=service)
+    return ChargingContext(
+        line=line,
+        service=service,
+        unit=SERVICE_UNIT[service],
+        zone=zone,
+        at=at,
+        path_ids=path_ids,
+        payer_account_id=personal_account_id if steered_personal else line.billing_account_id,
+        personal_account_id=personal_account_id,
+        steered_personal=steered_personal,
+        tariff=tariff,
+        rates=tariff_rates(tariff=tariff) if tariff else [],
+    )
+
+
+def usable_bucket_ids(*, ctx: ChargingContext) -> set[int]:
+    """Allowances this usage may draw on now (read without a lock; re-checked once locked)."""
+    if ctx.steered_personal:
+        return set()
+    holders = Q(line_id=ctx.line.pk)
+    if ctx.path_ids:
+        holders |= Q(cost_centre_id__in=ctx.path_ids)
+    return set(
+        Bucket.objects.filter(holders, unit=ctx.unit, remaining__gt=F("reserved"), valid_from__lte=ctx.at)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=ctx.at))
+        .values_list("pk", flat=True)
+    )
+
+
+def lock_for(
+    *, ctx: ChargingContext, bucket_ids: set[int] = frozenset(), account_ids: set[int] = frozenset()
+) -> Locked:
+    """Locks, in the global order, every row a grant for ``ctx`` and the given holds may touch."""
+    return lock_for_batch(ctxs=[ctx], bucket_ids=bucket_ids, account_ids=account_ids)
+
+
+def lock_for_batch(
+    *, ctxs: list[ChargingContext], bucket_ids: set[int] = frozenset(), account_ids: set[int] = frozenset()
+) -> Locked:
+    """Locks every row a batch of charges may touch at once, in the global order, so that
+    batches running side by side can never wait on each other in a cycle."""
+    at = max(ctx.at for ctx in ctxs)
+    limits: list[NodeLimit] = []
+    for unit in sorted({ctx.unit for ctx in ctxs}):
+        node_ids = sorted(
+            {node for ctx in ctxs if ctx.unit == unit and not ctx.steered_personal for node in ctx.path_ids}
+        )
+        limits += node_limits_lock(node_ids=node_ids, unit=unit)
+    for limit in limits:
+        _roll_limit_period(limit=limit, at=at)
+    usable = set(bucket_ids)
+    for ctx in ctxs:
+        usable |= usable_bucket_ids(ctx=ctx)
+    buckets = buckets_lock_by_id(bucket_ids=usable)
+    accounts = set(account_ids)
+    for ctx in ctxs:
+        accounts.add(ctx.payer_account_id)
+        accounts.add(ctx.line.billing_account_id)
+        if ctx.personal_account_id:
+            accounts.add(ctx.personal_account_id)
+    _money_balances_exist(account_ids=accounts)
+    money = money_balances_lock(billing_account_ids=accounts)
+    for balance in money.values():
+        _roll_spending_period(balance=balance, at=at)
+    return Locked(limits=limits, buckets=buckets, money=money)
+
+
+def plan_grant(
+    *, ctx: ChargingContext, locked: Locked, requested: int, session_used: int = 0, must_charge: bool = False
+) -> GrantPlan:
+    """How much of ``requested`` can be granted now, and what each unit is held on.
+
+    ``must_charge`` is for usage that already happened (offline records): every unit is
+    charged, allowances first, then money even past what may be spent, and it counts
+    against every limit on the path even past it.
+    """
+    plan = GrantPlan(requested=requested, must_charge=must_charge)
+    if requested <= 0:
+        return plan
+    limits = path_limits(ctx=ctx, locked=locked)
+    if must_charge:
+        limits, path = [], limits
+    hard = [limit.headroom for limit in limits if limit.on_exceed == NodeLimit.OnExceed.BLOCK]
+    soft = [limit for limit in limits if limit.on_exceed != NodeLimit.OnExceed.BLOCK]
+    allowed = max(0, min([requested, *hard]))
+    binding = min(soft, key=lambda limit: limit.headroom, default=None)
+    within = min(allowed, max(0, binding.headroom)) if binding else allowed
+    excess = allowed - within
+
+    got = _draw_allowances_then_money(ctx=ctx, locked=locked, plan=plan, units=within, session_used=session_used)
+    if excess and binding is not None and got == within:
+        policy = binding.on_exceed
+        if policy == NodeLimit.OnExceed.THROTTLE:
+            plan.throttled = True
+            got += _draw_allowances_then_money(
+                ctx=ctx, locked=locked, plan=plan, units=excess, session_used=session_used + got
+            )
+        elif policy == NodeLimit.OnExceed.OVERAGE:
+            overage = Tariff(price=binding.overage_price, per_units=binding.overage_per_units, increment=1)
+            got += _draw_money(
+                ctx=ctx,
+                locked=locked,
+                plan=plan,
+                account_id=ctx.line.billing_account_id,
+                units=excess,
+                tariff=overage,
+                rates=[],
+                price_key=OVERAGE,
+                session_used=0,
+            )
+        elif policy == NodeLimit.OnExceed.PERSONAL and ctx.personal_account_id:
+            got += _draw_money(
+                ctx=ctx,
+                locked=locked,
+                plan=plan,
+                account_id=ctx.personal_account_id,
+                units=excess,
+                tariff=ctx.tariff,
+                rates=ctx.rates,
+                price_key=TARIFF,
+                session_used=session_used + got,
+            )
+    plan.units = got
+    plan.limit_ids = [limit.pk for limit in (path if must_charge else limits)] if got else []
+    if got < requested:
+        plan.final_unit_action = _why_short(ctx=ctx, limits=limits, plan=plan, allowed=allowed)
+    elif plan.throttled:
+        plan.final_unit_action = FinalUnitAction.RESTRICT
+    return plan
+
+
+def _draw_allowances_then_money(
+    *, ctx: ChargingContext, locked: Locked, plan: GrantPlan, units: int, session_used: int
+) -> int:
+    got = 0
+    held = {h.bucket_id: h.units for h in plan.holds if h.bucket_id}
+    for bucket in sorted(locked.buckets.values(), key=_draw_order(ctx.at)):
+        if got == units:
+            break
+        if not _usable(bucket=bucket, ctx=ctx):
+            continue
+        take = min(bucket.available - held.get(bucket.pk, 0), units - got)
+        if take > 0:
+            plan.holds.append(HoldPlan(units=take, bucket_id=bucket.pk))
+            got += take
+    if got < units:
+        got += _draw_money(
+            ctx=ctx,
+            locked=locked,
+            plan=plan,
+            account_id=ctx.payer_account_id,
+            units=units - got,
+            tariff=ctx.tariff,
+            rates=ctx.rates,
+            price_key=TARIFF,
+            session_used=session_used + got,
+        )
+    return got
+
+
+def _draw_money(
+    *,
+    ctx: ChargingContext,
+    locked: Locked,
+    plan: GrantPlan,
+    account_id: int,
+    units: int,
+    tariff: Tariff | None,
+    rates: list[TariffRate],
+    price_key: str,
+    session_used: int,
+) -> int:
+    balance = locked.money.get(account_id)
+    if tariff is None or balance is None or units <= 0:
+        return 0
+    rating = {"tariff": tariff, "rates": rates, "zone": ctx.zone, "started_at": ctx.at, "session_used": session_used}
+    if plan.must_charge:
+        affordable = units  # it was used already: the account owes it, whatever is left
+    else:
+        budget = money_available(balance=balance) - sum(h.amount for h in plan.holds if h.account_id == account_id)
+        if budget < 0:
+            return 0
+        affordable = affordable_units(**rating, budget=budget, limit=units)
+    if affordable <= 0:
+        return 0
+    amount = rate(**rating, units=affordable).amount
+    plan.holds.append(HoldPlan(units=affordable, account_id=account_id, amount=amount, price_key=price_key))
+    return affordable
+
+
+def money_available(*, balance: MoneyBalance) -> Decimal:
+    """What an account may still spend: funds plus credit, less what sessions hold, within
+    what is left of the customer's own spending cap."""
+    available = balance.amount + balance.billing_account.credit_limit - balance.reserved
+    if balance.spending_cap is not None:
+        available = min(available, balance.spending_cap - balance.period_spent - balance.reserved)
+    return available
+
+
+def path_limits(*, ctx: ChargingContext, locked: Locked) -> list[NodeLimit]:
+    """The locked limits that apply to this usage: on the line's path, of its unit."""
+    if ctx.steered_personal:
+        return []
+    path = set(ctx.path_ids)
+    return [limit for limit in locked.limits if limit.node_id in path and limit.unit == ctx.unit]
+
+
+def _why_short(*, ctx: ChargingContext, limits: list[NodeLimit], plan: GrantPlan, allowed: int) -> str:
+    if allowed < plan.requested and any(limit.on_exceed == NodeLimit.OnExceed.BLOCK for limit in limits):
+        return FinalUnitAction.TERMINATE
+    if plan.throttled:
+        return FinalUnitAction.RESTRICT
+    if ctx.tariff is not None:
+        return FinalUnitAction.REDIRECT
+    return FinalUnitAction.TERMINATE
+
+
+def _draw_order(at: datetime):
+    return lambda b: (b.priority, b.valid_until is None, b.valid_until or at, b.pk)
+
+
+def _usable(*, bucket: Bucket, ctx: ChargingContext) -> bool:
+    held_on_path = bucket.line_id == ctx.line.pk or bucket.cost_centre_id in ctx.path_ids
+    return held_on_path and bucket.unit == ctx.unit and bucket.is_valid_at(ctx.at) and not ctx.steered_personal
+
+
+def _roll_limit_period(*, limit: NodeLimit, at: datetime) -> None:
+    """A limit counts from the start of its period; a new period starts from zero."""
+    start = period_start(period=limit.period, at=at)
+    if limit.period_start < start:
+        limit.used = 0
+        limit.period_start = start
+        NodeLimit.objects.filter(pk=limit.pk).update(used=0, period_start=start)
+
+
+def _roll_spending_period(*, balance: MoneyBalance, at: datetime) -> None:
+    start = period_start(period="month", at=at)
+    if balance.period_start is None or balance.period_start < start:
+        balance.period_spent = Decimal(0)
+        balance.period_start = start
+        MoneyBalance.objects.filter(pk=balance.pk).update(period_spent=0, period_start=start)
+
+
+def _money_balances_exist(*, account_ids: set[int]) -> None:
+    existing = set(MoneyBalance.objects.filter(billing_account_id__in=account_ids).values_list("billing_account_id"))
+    missing = [account_id for account_id in account_ids if (account_id,) not in existing]
+    for account_id in missing:
+        MoneyBalance.objects.get_or_create(billing_account_id=account_id)

@@ -1,0 +1,481 @@
+"""Online charging in the style of Diameter credit control (RFC 4006).
+
+A session starts with a grant (units reserved on allowances, limits and money), reports what
+it used in updates (settled; more may be asked for) and ends with a terminate that settles the
+rest and releases what was not used. A single event (an SMS, a content purchase) is charged at
+once, and can be refunded. Every request carries an id: a session id with a request number, or
+an event id. A repeat gets the first answer and changes nothing; a request out of order gets a
+clear error and changes nothing.
+
+Each service is one transaction that locks what it touches in the global order of
+``charging.locks``; side effects (live pushes, notices) leave after commit.
+"""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from charging import live
+from charging.grants import (
+    ChargingContext,
+    GrantPlan,
+    HoldPlan,
+    Locked,
+    charging_context,
+    lock_for,
+    plan_grant,
+)
+from charging.locks import charging_session_lock
+from charging.models import (
+    ChargingRequest,
+    ChargingSession,
+    LedgerEntry,
+    Reservation,
+    ReservationHold,
+    Tariff,
+)
+from charging.settlement import Settled, locked_save, settle
+from charging.thresholds import thresholds_check
+from charging.units import Service, Zone
+from portal.models import Line
+from portal.money import money
+
+
+class ChargingError(Exception):
+    """A request the engine refuses; nothing was changed. ``code`` is stable for clients."""
+
+    def __init__(self, code: str, message: str, *, field: str = "", status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.status = status
+
+    def as_answer(self) -> dict:
+        answer = {"result": "error", "code": self.code, "message": self.message}
+        if self.field:
+            answer["field"] = self.field
+        return answer
+
+
+def grant_validity() -> timedelta:
+    return timedelta(seconds=getattr(settings, "CHARGING_GRANT_VALIDITY_SECONDS", 300))
+
+
+# --- Sessions -----------------------------------------------------------------------------------
+
+
+def session_start(
+    *,
+    session_id: str,
+    msisdn: str,
+    service: str,
+    requested_units: int,
+    zone: str = Zone.HOME,
+    request_number: int = 0,
+    at: datetime | None = None,
+) -> dict:
+    """Opens a session and grants up to ``requested_units`` (the answer says how many)."""
+    _check_service_and_zone(service=service, zone=zone)
+    _check_units(requested_units=requested_units)
+    if request_number != 0:
+        raise ChargingError("out_of_order", "A session starts with request number 0.", field="request_number")
+    key = _request_key(session_id, request_number)
+    return _once(key, lambda: _session_start(key, session_id, msisdn, service, zone, requested_units, at))
+
+
+def session_update(
+    *,
+    session_id: str,
+    request_number: int,
+    used_units: int,
+    requested_units: int = 0,
+    at: datetime | None = None,
+) -> dict:
+    """Settles what the session used since its last grant and grants more if asked."""
+    _check_units(requested_units=requested_units, used_units=used_units)
+    key = _request_key(session_id, request_number)
+    return _once(key, lambda: _session_continue(key, session_id, request_number, used_units, requested_units, at))
+
+
+def session_terminate(*, session_id: str, request_number: int, used_units: int, at: datetime | None = None) -> dict:
+    """Settles the final usage and releases whatever was granted but not used."""
+    _check_units(used_units=used_units)
+    key = _request_key(session_id, request_number)
+    return _once(key, lambda: _session_continue(key, session_id, request_number, used_units, None, at))
+
+
+def _session_start(key, session_id, msisdn, service, zone, requested, at) -> dict:
+    at = at or timezone.now()
+    line = _active_line(msisdn)
+    # The new row is this transaction's until it commits: a twin start waits on its unique key.
+    session = ChargingSession.objects.create(
+        session_id=session_id, line=line, service=service, zone=zone, opened_at=at, updated_at=at
+    )
+    ctx = charging_context(line=line, service=service, zone=zone, at=at)
+    locked = lock_for(ctx=ctx)
+    plan = plan_grant(ctx=ctx, locked=locked, requested=requested)
+    _hold(session=session, plan=plan, locked=locked, at=at)
+    locked_save(locked)
+    answer = _answer(session=session, request_number=0, plan=plan, settled=Settled(), at=at)
+    _remember(key, "initial", answer)
+    live.line_and_path_changed_on_commit(line_id=line.pk, node_ids=ctx.path_ids)
+    return answer
+
+
+def _session_continue(key, session_id, request_number, used, requested, at) -> dict:
+    at = at or timezone.now()
+    session = charging_session_lock(session_id=session_id)
+    if session is None:
+        raise ChargingError("unknown_session", f"No session {session_id}.", field="session_id", status=404)
+    if session.status != ChargingSession.Status.OPEN:
+        raise ChargingError("session_closed", f"Session {session_id} is {session.status}.", status=409)
+    if request_number != session.request_number + 1:
+        raise ChargingError(
+            "out_of_order",
+            f"Expected request number {session.request_number + 1}, got {request_number}.",
+            field="request_number",
+            status=409,
+        )
+    reservation = session.reservations.filter(status=Reservation.Status.OPEN).first()
+    granted = reservation.units if reservation else 0
+    if used > granted:
+        raise ChargingError(
+            "used_exceeds_grant", f"Reported {used} units but {granted} were granted.", field="used_units"
+        )
+    ctx = charging_context(line=session.line, service=session.service, zone=session.zone, at=at)
+    holds = list(reservation.holds.all()) if reservation else []
+    locked = lock_for(
+        ctx=ctx,
+        bucket_ids={h.bucket_id for h in holds if h.bucket_id},
+        account_ids={h.money_balance.billing_account_id for h in holds if h.money_balance_id},
+    )
+    settled = Settled()
+    if reservation is not None:
+        settled = settle(
+            ctx=ctx,
+            locked=locked,
+            holds=[_as_plan(h) for h in holds if not h.limit_id],
+            limit_ids=[h.limit_id for h in holds if h.limit_id],
+            reserved_units=reservation.units,
+            used=used,
+            reference=f"session:{session_id}",
+            session_used=session.used_units,
+        )
+        reservation.status = Reservation.Status.SETTLED
+        reservation.save(update_fields=["status"])
+    plan = GrantPlan(requested=0)
+    if requested:
+        plan = plan_grant(ctx=ctx, locked=locked, requested=requested, session_used=session.used_units + used)
+        _hold(session=session, plan=plan, locked=locked, at=at)
+    locked_save(locked)
+    session.request_number = request_number
+    session.used_units += used
+    session.amount_charged += settled.amount
+    session.updated_at = at
+    if requested is None:
+        session.status = ChargingSession.Status.TERMINATED
+    session.save(update_fields=["request_number", "used_units", "amount_charged", "updated_at", "status"])
+    answer = _answer(session=session, request_number=request_number, plan=plan, settled=settled, at=at)
+    _remember(key, "terminate" if requested is None else "update", answer)
+    _after_settlement(ctx=ctx, locked=locked, at=at)
+    return answer
+
+
+# --- Single events ---------------------------------------------------------------------------------
+
+
+def event_charge(
+    *,
+    event_id: str,
+    msisdn: str,
+    service: str,
+    units: int = 1,
+    zone: str = Zone.HOME,
+    price: Decimal | None = None,
+    at: datetime | None = None,
+) -> dict:
+    """Charges a single event (an SMS, a content purchase at ``price``) whole, or not at all."""
+    _check_service_and_zone(service=service, zone=zone)
+    _check_units(units=units)
+    if price is not None and money(price) < 0:
+        raise ChargingError("invalid", "A price cannot be negative.", field="price")
+    key = f"event:{event_id}"
+    return _once(key, lambda: _event_charge(key, event_id, msisdn, service, units, zone, price, at))
+
+
+def _event_charge(key, event_id, msisdn, service, units, zone, price, at) -> dict:
+    at = at or timezone.now()
+    line = _active_line(msisdn)
+    ctx = charging_context(line=line, service=service, zone=zone, at=at)
+    if price is not None:
+        # A content purchase is priced by the item sold, not by a tariff, and no allowance covers it.
+        ctx.tariff = Tariff(price=money(price), per_units=units, increment=1)
+        ctx.rates = []
+    locked = lock_for(ctx=ctx)
+    if price is not None:
+        locked.buckets = {}
+    plan = plan_grant(ctx=ctx, locked=locked, requested=units)
+    if plan.units < units:
+        code = "limit_reached" if plan.final_unit_action == "terminate" and locked.limits else "insufficient_balance"
+        raise ChargingError(code, f"Only {plan.units} of {units} units can be charged.", status=402)
+    settled = settle(
+        ctx=ctx,
+        locked=locked,
+        holds=plan.holds,
+        limit_ids=plan.limit_ids,
+        reserved_units=0,
+        used=units,
+        reference=key,
+        session_used=0,
+    )
+    locked_save(locked)
+    answer = {
+        "result": "success",
+        "event_id": event_id,
+        "line": line.pk,
+        "service": service,
+        "units": units,
+        "units_from_allowances": settled.from_allowances,
+        "amount": str(settled.amount),
+        "limits": plan.limit_ids,
+        "charged_at": at.isoformat(),
+    }
+    _remember(key, "event", answer)
+    _after_settlement(ctx=ctx, locked=locked, at=at)
+    return answer
+
+
+def event_refund(*, event_id: str, reason: str = "", actor=None, at: datetime | None = None) -> dict:
+    """Gives back what a single event took: allowance units to their buckets, money to its
+    balance, and the units to the limits they counted against. Once per event."""
+    key = f"refund:{event_id}"
+    return _once(key, lambda: _event_refund(key, event_id, reason, actor, at))
+
+
+def _event_refund(key, event_id, reason, actor, at) -> dict:
+    at = at or timezone.now()
+    charged = ChargingRequest.objects.filter(key=f"event:{event_id}").first()
+    if charged is None:
+        raise ChargingError("unknown_event", f"No charged event {event_id}.", field="event_id", status=404)
+    entries = list(LedgerEntry.objects.filter(reference=f"event:{event_id}", kind=LedgerEntry.Kind.USAGE))
+    line = Line.objects.get(pk=charged.answer["line"])
+    ctx = charging_context(line=line, service=charged.answer["service"], zone=Zone.HOME, at=at)
+    locked = lock_for(
+        ctx=ctx,
+        bucket_ids={e.bucket_id for e in entries if e.bucket_id},
+        account_ids={e.billing_account_id for e in entries if e.money_balance_id},
+    )
+    refunds = []
+    for entry in entries:
+        if entry.bucket_id:
+            bucket = locked.buckets[entry.bucket_id]
+            bucket.remaining -= entry.units  # a usage entry's units are negative
+        else:
+            balance = locked.money[entry.billing_account_id]
+            balance.amount -= entry.amount
+            balance.period_spent = max(Decimal(0), balance.period_spent + entry.amount)
+        refunds.append(
+            LedgerEntry(
+                billing_account_id=entry.billing_account_id,
+                bucket_id=entry.bucket_id,
+                money_balance_id=entry.money_balance_id,
+                kind=LedgerEntry.Kind.REFUND,
+                units=-entry.units,
+                amount=-entry.amount,
+                reference=key,
+                reason=reason or f"Refund of event {event_id}",
+                actor=actor,
+                created_at=at,
+            )
+        )
+    charged_at = datetime.fromisoformat(charged.answer["charged_at"])
+    for limit in locked.limits:
+        if limit.pk in charged.answer["limits"] and limit.period_start <= charged_at:
+            limit.used = max(0, limit.used - charged.answer["units"])
+    LedgerEntry.objects.bulk_create(refunds)
+    locked_save(locked)
+    answer = {
+        "result": "success",
+        "event_id": event_id,
+        "units_returned": -sum(e.units for e in entries),
+        "amount_returned": str(-sum((e.amount for e in entries), Decimal(0))),
+    }
+    _remember(key, "refund", answer)
+    live.line_and_path_changed_on_commit(line_id=line.pk, node_ids=ctx.path_ids)
+    return answer
+
+
+# --- Expiry -----------------------------------------------------------------------------------------
+
+
+def reservations_expire(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Releases the grants of sessions that stopped reporting; returns how many were released.
+
+    Each is released in its own transaction, so one slow session does not hold up the rest.
+    """
+    now = now or timezone.now()
+    due = list(
+        Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__lte=now)
+        .order_by("expires_at")
+        .values_list("session__session_id", flat=True)[:limit]
+    )
+    return sum(1 for session_id in due if _session_expire(session_id=session_id, now=now))
+
+
+@transaction.atomic
+def _session_expire(*, session_id: str, now: datetime) -> bool:
+    session = charging_session_lock(session_id=session_id)
+    reservation = session.reservations.filter(status=Reservation.Status.OPEN, expires_at__lte=now).first()
+    if reservation is None:
+        return False  # reported in the meantime
+    holds = list(reservation.holds.all())
+    ctx = charging_context(line=session.line, service=session.service, zone=session.zone, at=now)
+    locked = lock_for(
+        ctx=ctx,
+        bucket_ids={h.bucket_id for h in holds if h.bucket_id},
+        account_ids={h.money_balance.billing_account_id for h in holds if h.money_balance_id},
+    )
+    settle(
+        ctx=ctx,
+        locked=locked,
+        holds=[_as_plan(h) for h in holds if not h.limit_id],
+        limit_ids=[h.limit_id for h in holds if h.limit_id],
+        reserved_units=reservation.units,
+        used=0,
+        reference=f"session:{session_id}",
+        session_used=session.used_units,
+    )
+    locked_save(locked)
+    reservation.status = Reservation.Status.EXPIRED
+    reservation.save(update_fields=["status"])
+    session.status = ChargingSession.Status.EXPIRED
+    session.updated_at = now
+    session.save(update_fields=["status", "updated_at"])
+    live.line_and_path_changed_on_commit(line_id=session.line_id, node_ids=ctx.path_ids)
+    return True
+
+
+# --- Holding and settling ---------------------------------------------------------------------------
+
+
+def _hold(*, session: ChargingSession, plan: GrantPlan, locked: Locked, at: datetime) -> Reservation | None:
+    if plan.units == 0:
+        return None
+    reservation = Reservation.objects.create(
+        session=session, units=plan.units, granted_at=at, expires_at=at + grant_validity(), throttled=plan.throttled
+    )
+    rows = []
+    for position, hold in enumerate(plan.holds):
+        if hold.bucket_id:
+            locked.buckets[hold.bucket_id].reserved += hold.units
+        else:
+            locked.money[hold.account_id].reserved += hold.amount
+        rows.append(
+            ReservationHold(
+                reservation=reservation,
+                position=position,
+                bucket_id=hold.bucket_id,
+                money_balance_id=locked.money[hold.account_id].pk if hold.account_id else None,
+                units=hold.units,
+                amount=hold.amount,
+                price_key=hold.price_key,
+            )
+        )
+    for offset, limit in enumerate(lim for lim in locked.limits if lim.pk in plan.limit_ids):
+        limit.reserved += plan.units
+        rows.append(
+            ReservationHold(reservation=reservation, position=len(plan.holds) + offset, limit=limit, units=plan.units)
+        )
+    ReservationHold.objects.bulk_create(rows)
+    return reservation
+
+
+def _as_plan(hold: ReservationHold) -> HoldPlan:
+    return HoldPlan(
+        units=hold.units,
+        bucket_id=hold.bucket_id,
+        account_id=hold.money_balance.billing_account_id if hold.money_balance_id else None,
+        amount=hold.amount,
+        price_key=hold.price_key,
+    )
+
+
+def _after_settlement(*, ctx: ChargingContext, locked: Locked, at: datetime) -> None:
+    thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
+    live.line_and_path_changed_on_commit(line_id=ctx.line.pk, node_ids=ctx.path_ids)
+
+
+# --- Requests, answers and checks -------------------------------------------------------------------
+
+
+def _once(key: str, work) -> dict:
+    """Runs ``work`` in one transaction unless ``key`` was answered before; a twin delivered
+    at the same moment loses on the unique key and gets the first answer."""
+    stored = ChargingRequest.objects.filter(key=key).values_list("answer", flat=True).first()
+    if stored is not None:
+        return stored
+    try:
+        with transaction.atomic():
+            return work()
+    except IntegrityError:
+        stored = ChargingRequest.objects.filter(key=key).values_list("answer", flat=True).first()
+        if stored is None:
+            raise
+        return stored
+
+
+def _remember(key: str, kind: str, answer: dict) -> None:
+    ChargingRequest.objects.create(key=key, kind=kind, answer=answer)
+
+
+def _request_key(session_id: str, request_number: int) -> str:
+    if not session_id or len(session_id) > 100:
+        raise ChargingError("invalid", "A session id of 1 to 100 characters is required.", field="session_id")
+    return f"{session_id}#{request_number}"
+
+
+def _answer(*, session: ChargingSession, request_number: int, plan: GrantPlan, settled: Settled, at) -> dict:
+    return {
+        "result": "success",
+        "session_id": session.session_id,
+        "request_number": request_number,
+        "status": session.status,
+        "granted_units": plan.units,
+        "validity_seconds": int(grant_validity().total_seconds()) if plan.units else 0,
+        "final_unit_action": plan.final_unit_action or None,
+        "throttled": plan.throttled,
+        "used_units": settled.units,
+        "units_from_allowances": settled.from_allowances,
+        "amount": str(settled.amount),
+        "answered_at": at.isoformat(),
+    }
+
+
+def _active_line(msisdn: str) -> Line:
+    line = Line.objects.select_related("billing_account").filter(msisdn=msisdn).first()
+    if line is None:
+        raise ChargingError("unknown_line", f"Unknown line {msisdn}.", field="msisdn")
+    if not line.is_active:
+        raise ChargingError("line_inactive", f"Line {msisdn} is {line.status}.", field="msisdn")
+    return line
+
+
+def _check_service_and_zone(*, service: str, zone: str) -> None:
+    if service not in Service.values:
+        raise ChargingError("invalid", f"Unknown service {service!r}.", field="service")
+    if zone not in Zone.values:
+        raise ChargingError("invalid", f"Unknown zone {zone!r}.", field="zone")
+
+
+def _check_units(**counts: int | None) -> None:
+    for name, value in counts.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ChargingError("invalid", "Must be a whole number of units, not negative.", field=name)
+    if counts.get("units") == 0:
+        raise ChargingError("invalid", "Must be at least one unit.", field="units")

@@ -1,0 +1,111 @@
+"""Settling usage: moving balances and limits by what was used, with one ledger entry per
+balance that moved. Shared by online sessions, single events and offline records; works on
+rows the caller locked (``charging.grants.lock_for``) and writes them back once.
+"""
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+
+from charging.grants import OVERAGE, ChargingContext, HoldPlan, Locked
+from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit
+from charging.rating import rate
+from portal.money import MONEY_QUANTUM
+
+
+@dataclass
+class Settled:
+    units: int = 0
+    from_allowances: int = 0
+    amount: Decimal = Decimal(0)
+
+
+def settle(
+    *,
+    ctx: ChargingContext,
+    locked: Locked,
+    holds: list[HoldPlan],
+    limit_ids: list[int],
+    reserved_units: int,
+    used: int,
+    reference: str,
+    session_used: int,
+    usage_event_id: int | None = None,
+) -> Settled:
+    """Takes ``used`` units from the holds in their order and releases the rest of each hold;
+    writes one ledger entry per balance that moved."""
+    settled = Settled(units=used)
+    left = used
+    entries = []
+    for hold in holds:
+        take = min(hold.units, left)
+        left -= take
+        if hold.bucket_id:
+            bucket = locked.buckets[hold.bucket_id]
+            bucket.reserved -= hold.units if reserved_units else 0
+            if take:
+                bucket.remaining -= take
+                settled.from_allowances += take
+                entries.append(
+                    LedgerEntry(
+                        billing_account_id=bucket.billing_account_id,
+                        bucket=bucket,
+                        kind=LedgerEntry.Kind.USAGE,
+                        units=-take,
+                        reference=reference,
+                        usage_event_id=usage_event_id,
+                        reason=f"{ctx.service} usage",
+                        created_at=ctx.at,
+                    )
+                )
+            continue
+        balance = locked.money[hold.account_id]
+        balance.reserved -= hold.amount if reserved_units else 0
+        if not take:
+            continue
+        amount = money_for(ctx=ctx, hold=hold, units=take, session_used=session_used + used - left - take)
+        balance.amount -= amount
+        balance.period_spent += amount
+        settled.amount += amount
+        entries.append(
+            LedgerEntry(
+                billing_account_id=hold.account_id,
+                money_balance=balance,
+                kind=LedgerEntry.Kind.USAGE,
+                amount=-amount,
+                reference=reference,
+                usage_event_id=usage_event_id,
+                reason=f"{ctx.service} usage" + (" over the limit" if hold.price_key == OVERAGE else ""),
+                created_at=ctx.at,
+            )
+        )
+    for limit in locked.limits:
+        if limit.pk in limit_ids:
+            limit.reserved -= reserved_units
+            limit.used += used
+    LedgerEntry.objects.bulk_create(entries)
+    return settled
+
+
+def money_for(*, ctx: ChargingContext, hold: HoldPlan, units: int, session_used: int) -> Decimal:
+    """What ``units`` of a money hold cost, never more than the hold: tariff usage is rated
+    again (increments, bands); overage is priced pro rata, rounded up."""
+    if units == hold.units:
+        return hold.amount
+    if hold.price_key == OVERAGE or ctx.tariff is None:
+        return (hold.amount * units / hold.units).quantize(MONEY_QUANTUM, rounding=ROUND_CEILING)
+    rated = rate(
+        tariff=ctx.tariff, rates=ctx.rates, zone=ctx.zone, started_at=ctx.at, units=units, session_used=session_used
+    )
+    return min(rated.amount, hold.amount)
+
+
+def locked_save(locked: Locked) -> None:
+    """Writes the locked rows' counters back (they are locked, so no one changed them since)."""
+    for limit in locked.limits:
+        NodeLimit.objects.filter(pk=limit.pk).update(used=limit.used, reserved=limit.reserved)
+    for bucket in locked.buckets.values():
+        Bucket.objects.filter(pk=bucket.pk).update(remaining=bucket.remaining, reserved=bucket.reserved)
+    for balance in locked.money.values():
+        MoneyBalance.objects.filter(pk=balance.pk).update(
+            amount=balance.amount, reserved=balance.reserved, period_spent=balance.period_spent
+        )
