@@ -44,6 +44,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def line_changed(self, event):
         await self.send_json({"type": "line.changed", "line": event["line"], **event["snapshot"]})
 
+    async def threshold_crossed(self, event):
+        await self.send_json({"type": "threshold.crossed", **event["notice"]})
+
     async def _join(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined.add(group)
