@@ -61,6 +61,19 @@ class Locked:
     limits: list[NodeLimit]
     buckets: dict[int, Bucket]
     money: dict[int, MoneyBalance]  # by billing account id
+    as_read: dict[tuple[str, int], tuple] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.as_read = dict(self.counters())
+
+    def counters(self):
+        """Each locked row's counters, keyed by table and id, to write back only what moved."""
+        for limit in self.limits:
+            yield ("limit", limit.pk), (limit.used, limit.reserved)
+        for bucket in self.buckets.values():
+            yield ("bucket", bucket.pk), (bucket.remaining, bucket.reserved)
+        for balance in self.money.values():
+            yield ("money", balance.pk), (balance.amount, balance.reserved, balance.period_spent)
 
 
 @dataclass
@@ -156,8 +169,11 @@ def lock_for_batch(
         accounts.add(ctx.line.billing_account_id)
         if ctx.personal_account_id:
             accounts.add(ctx.personal_account_id)
-    _money_balances_exist(account_ids=accounts)
     money = money_balances_lock(billing_account_ids=accounts)
+    if len(money) < len(accounts):  # an account that never had money yet gets its balance row
+        for account_id in accounts - set(money):
+            MoneyBalance.objects.get_or_create(billing_account_id=account_id)
+        money = money_balances_lock(billing_account_ids=accounts)
     for balance in money.values():
         _roll_spending_period(balance=balance, at=at)
     return Locked(limits=limits, buckets=buckets, money=money)
@@ -337,10 +353,3 @@ def _roll_spending_period(*, balance: MoneyBalance, at: datetime) -> None:
         balance.period_spent = Decimal(0)
         balance.period_start = start
         MoneyBalance.objects.filter(pk=balance.pk).update(period_spent=0, period_start=start)
-
-
-def _money_balances_exist(*, account_ids: set[int]) -> None:
-    existing = set(MoneyBalance.objects.filter(billing_account_id__in=account_ids).values_list("billing_account_id"))
-    missing = [account_id for account_id in account_ids if (account_id,) not in existing]
-    for account_id in missing:
-        MoneyBalance.objects.get_or_create(billing_account_id=account_id)

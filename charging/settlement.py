@@ -100,12 +100,20 @@ def money_for(*, ctx: ChargingContext, hold: HoldPlan, units: int, session_used:
 
 
 def locked_save(locked: Locked) -> None:
-    """Writes the locked rows' counters back (they are locked, so no one changed them since)."""
-    for limit in locked.limits:
-        NodeLimit.objects.filter(pk=limit.pk).update(used=limit.used, reserved=limit.reserved)
-    for bucket in locked.buckets.values():
-        Bucket.objects.filter(pk=bucket.pk).update(remaining=bucket.remaining, reserved=bucket.reserved)
-    for balance in locked.money.values():
-        MoneyBalance.objects.filter(pk=balance.pk).update(
-            amount=balance.amount, reserved=balance.reserved, period_spent=balance.period_spent
-        )
+    """Writes back the counters of the locked rows that moved (they are locked, so no one
+    else changed them since they were read)."""
+    limits = {limit.pk: limit for limit in locked.limits}
+    buckets = {bucket.pk: bucket for bucket in locked.buckets.values()}
+    money = {balance.pk: balance for balance in locked.money.values()}
+    for (table, pk), counters in locked.counters():
+        if locked.as_read.get((table, pk)) == counters:
+            continue
+        if table == "limit":
+            NodeLimit.objects.filter(pk=pk).update(used=limits[pk].used, reserved=limits[pk].reserved)
+        elif table == "bucket":
+            Bucket.objects.filter(pk=pk).update(remaining=buckets[pk].remaining, reserved=buckets[pk].reserved)
+        else:
+            balance = money[pk]
+            MoneyBalance.objects.filter(pk=pk).update(
+                amount=balance.amount, reserved=balance.reserved, period_spent=balance.period_spent
+            )
