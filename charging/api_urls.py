@@ -1,7 +1,23 @@
 from django.urls import path
 
 from charging.api import UsageCreateView
+from charging.online_api import (
+    EventChargeView,
+    EventRefundView,
+    SessionStartView,
+    SessionTerminateView,
+    SessionUpdateView,
+)
 
 urlpatterns = [
     path("usage/", UsageCreateView.as_view(), name="usage-create"),
+    path("chargingSession/", SessionStartView.as_view(), name="charging-session-start"),
+    path("chargingSession/<str:session_id>/update/", SessionUpdateView.as_view(), name="charging-session-update"),
+    path(
+        "chargingSession/<str:session_id>/terminate/",
+        SessionTerminateView.as_view(),
+        name="charging-session-terminate",
+    ),
+    path("chargingEvent/", EventChargeView.as_view(), name="charging-event-charge"),
+    path("chargingEvent/<str:event_id>/refund/", EventRefundView.as_view(), name="charging-event-refund"),
 ]
