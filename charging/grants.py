@@ -16,9 +16,9 @@ from decimal import Decimal
 from django.db.models import F, Q
 
 from charging.locks import buckets_lock_by_id, money_balances_lock, node_limits_lock
-from charging.models import Bucket, MoneyBalance, NodeLimit, Tariff, TariffRate
+from charging.models import Bucket, LineRatePlan, MoneyBalance, NodeLimit, Tariff, TariffRate
 from charging.periods import period_start
-from charging.rating import affordable_units, rate, tariff_for, tariff_rates
+from charging.rating import affordable_units, rate, tariff_rates
 from charging.steering import steering_payer
 from charging.units import SERVICE_UNIT
 from enterprise.models import CostCentre, SteeringRule
@@ -97,43 +97,103 @@ class GrantPlan:
 
 
 def charging_context(*, line: Line, service: str, zone: str, at: datetime) -> ChargingContext:
-    node = CostCentre.objects.filter(line_id=line.pk).select_related("company").first()
-    path_ids: list[int] = []
-    personal_account_id = None
-    steered_personal = False
-    if node is not None:
-        path_ids = list(node.get_ancestors(include_self=True).values_list("pk", flat=True))
-        personal_account_id = node.personal_account_id
-        rules = SteeringRule.objects.filter(company_id=node.company_id)
-        steered_personal = personal_account_id is not None and (
-            steering_payer(rules=rules, service=service, zone=zone, at=at) == SteeringRule.Payer.PERSONAL
+    return charging_contexts(requests=[(line, service, zone, at)])[0]
+
+
+def charging_contexts(*, requests: list[tuple[Line, str, str, datetime]]) -> list[ChargingContext]:
+    """Contexts for many usages at once, in a handful of queries whatever their number: the
+    device nodes of the lines, their trees' inner nodes (to walk each path up), the
+    companies' steering rules and the tariffs."""
+    line_ids = {line.pk for line, *_ in requests}
+    devices = {
+        node.line_id: node
+        for node in CostCentre.objects.filter(line_id__in=line_ids).only(
+            "pk", "line_id", "parent_id", "tree_id", "company_id", "personal_account_id"
         )
-    tariff = tariff_for(line_id=line.pk, service=service)
-    return ChargingContext(
-        line=line,
-        service=service,
-        unit=SERVICE_UNIT[service],
-        zone=zone,
-        at=at,
-        path_ids=path_ids,
-        payer_account_id=personal_account_id if steered_personal else line.billing_account_id,
-        personal_account_id=personal_account_id,
-        steered_personal=steered_personal,
-        tariff=tariff,
-        rates=tariff_rates(tariff=tariff) if tariff else [],
+    }
+    parents = dict(
+        CostCentre.objects.filter(tree_id__in={node.tree_id for node in devices.values()})
+        .exclude(kind=CostCentre.Kind.DEVICE)
+        .values_list("pk", "parent_id")
     )
+    rules: dict[int, list[SteeringRule]] = {}
+    for rule in SteeringRule.objects.filter(company_id__in={node.company_id for node in devices.values()}):
+        rules.setdefault(rule.company_id, []).append(rule)
+    tariffs = TariffCache(line_ids=line_ids)
+    contexts = []
+    for line, service, zone, at in requests:
+        node = devices.get(line.pk)
+        path_ids: list[int] = []
+        steered_personal = False
+        if node is not None:
+            path_ids = [node.pk]
+            parent = node.parent_id
+            while parent is not None:
+                path_ids.append(parent)
+                parent = parents.get(parent)
+            path_ids.reverse()
+            steered_personal = node.personal_account_id is not None and (
+                steering_payer(rules=rules.get(node.company_id, []), service=service, zone=zone, at=at)
+                == SteeringRule.Payer.PERSONAL
+            )
+        tariff = tariffs.tariff(line_id=line.pk, service=service)
+        personal_account_id = node.personal_account_id if node is not None else None
+        contexts.append(
+            ChargingContext(
+                line=line,
+                service=service,
+                unit=SERVICE_UNIT[service],
+                zone=zone,
+                at=at,
+                path_ids=path_ids,
+                payer_account_id=personal_account_id if steered_personal else line.billing_account_id,
+                personal_account_id=personal_account_id,
+                steered_personal=steered_personal,
+                tariff=tariff,
+                rates=tariffs.rates(tariff=tariff),
+            )
+        )
+    return contexts
 
 
-def usable_bucket_ids(*, ctx: ChargingContext) -> set[int]:
-    """Allowances this usage may draw on now (read without a lock; re-checked once locked)."""
-    if ctx.steered_personal:
+class TariffCache:
+    """The tariffs of a set of lines, each read once: the line's rate plan's, else the default."""
+
+    def __init__(self, *, line_ids: set[int]):
+        self.plan_of = dict(LineRatePlan.objects.filter(line_id__in=line_ids).values_list("line_id", "rate_plan_id"))
+        self._tariffs: dict[tuple[int | None, str], Tariff | None] = {}
+        self._rates: dict[int, list[TariffRate]] = {}
+
+    def tariff(self, *, line_id: int, service: str) -> Tariff | None:
+        plan_id = self.plan_of.get(line_id)
+        key = (plan_id, service)
+        if key not in self._tariffs:
+            own = Tariff.objects.filter(rate_plan_id=plan_id, service=service).first() if plan_id else None
+            self._tariffs[key] = own or Tariff.objects.filter(service=service, is_default=True).first()
+        return self._tariffs[key]
+
+    def rates(self, *, tariff: Tariff | None) -> list[TariffRate]:
+        if tariff is None:
+            return []
+        if tariff.pk not in self._rates:
+            self._rates[tariff.pk] = tariff_rates(tariff=tariff)
+        return self._rates[tariff.pk]
+
+
+def usable_buckets_of(*, ctxs: list[ChargingContext]) -> set[int]:
+    """Allowances any of these usages may draw on now, in one query (read without a lock;
+    each charge re-checks its own once locked)."""
+    ctxs = [ctx for ctx in ctxs if not ctx.steered_personal]
+    if not ctxs:
         return set()
-    holders = Q(line_id=ctx.line.pk)
-    if ctx.path_ids:
-        holders |= Q(cost_centre_id__in=ctx.path_ids)
+    at = min(ctx.at for ctx in ctxs)
+    holders = Q(line_id__in={ctx.line.pk for ctx in ctxs})
+    node_ids = {node for ctx in ctxs for node in ctx.path_ids}
+    if node_ids:
+        holders |= Q(cost_centre_id__in=node_ids)
     return set(
-        Bucket.objects.filter(holders, unit=ctx.unit, remaining__gt=F("reserved"), valid_from__lte=ctx.at)
-        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=ctx.at))
+        Bucket.objects.filter(holders, unit__in={ctx.unit for ctx in ctxs}, remaining__gt=F("reserved"))
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
         .values_list("pk", flat=True)
     )
 
@@ -159,10 +219,7 @@ def lock_for_batch(
         limits += node_limits_lock(node_ids=node_ids, unit=unit)
     for limit in limits:
         _roll_limit_period(limit=limit, at=at)
-    usable = set(bucket_ids)
-    for ctx in ctxs:
-        usable |= usable_bucket_ids(ctx=ctx)
-    buckets = buckets_lock_by_id(bucket_ids=usable)
+    buckets = buckets_lock_by_id(bucket_ids=usable_buckets_of(ctxs=ctxs) | set(bucket_ids))
     accounts = set(account_ids)
     for ctx in ctxs:
         accounts.add(ctx.payer_account_id)

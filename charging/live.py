@@ -11,7 +11,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from charging.selectors import line_balance_snapshot, node_snapshots
+from charging.selectors import line_balance_snapshots, node_snapshots
 
 logger = logging.getLogger(__name__)
 
@@ -39,23 +39,39 @@ def line_and_path_changed_on_commit(*, line_id: int, node_ids: list[int]) -> Non
     transaction.on_commit(lambda: line_and_path_publish(line_id=line_id, node_ids=node_ids))
 
 
-def line_and_path_publish(*, line_id: int, node_ids: list[int]) -> None:
+def lines_and_nodes_changed_on_commit(*, line_ids: list[int], node_ids: list[int]) -> None:
+    """The same for a batch: each line and each node pushed once, however many charges hit it."""
+    transaction.on_commit(lambda: lines_and_nodes_publish(line_ids=line_ids, node_ids=node_ids))
+
+
+def lines_and_nodes_publish(*, line_ids: list[int], node_ids: list[int]) -> None:
+    messages = [
+        (line_group(line_id), {"type": "line.changed", "line": line_id, "snapshot": snapshot})
+        for line_id, snapshot in line_balance_snapshots(line_ids=line_ids).items()
+    ]
+    _publish(messages=messages + _node_messages(node_ids=node_ids), what=f"{len(line_ids)} lines")
+
+
+def _node_messages(*, node_ids: list[int]) -> list[tuple[str, dict]]:
+    return [
+        (node_group(node_id), {"type": "node.changed", "node": node_id, "snapshot": snapshot})
+        for node_id, snapshot in node_snapshots(node_ids=node_ids).items()
+    ]
+
+
+def _publish(*, messages: list[tuple[str, dict]], what: str) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    messages = [
-        (
-            line_group(line_id),
-            {"type": "line.changed", "line": line_id, "snapshot": line_balance_snapshot(line_id=line_id)},
-        )
-    ]
-    for node_id, snapshot in node_snapshots(node_ids=node_ids).items():
-        messages.append((node_group(node_id), {"type": "node.changed", "node": node_id, "snapshot": snapshot}))
     try:
         async_to_sync(_send_all)(layer, messages)
     except Exception:
         # A live push is best effort: the charge is committed and the page catches up on reload.
-        logger.exception("could not publish balance change of line %s", line_id)
+        logger.exception("could not publish the balance change of %s", what)
+
+
+def line_and_path_publish(*, line_id: int, node_ids: list[int]) -> None:
+    lines_and_nodes_publish(line_ids=[line_id], node_ids=node_ids)
 
 
 async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:

@@ -38,18 +38,34 @@ def bucket_view(bucket: Bucket) -> dict:
 
 def line_balance_snapshot(*, line_id: int) -> dict:
     """The compact state a live page needs to redraw one line."""
-    line = Line.objects.select_related("billing_account").get(pk=line_id)
-    account = line.billing_account
-    amount = MoneyBalance.objects.filter(billing_account=account).values_list("amount", flat=True).first()
-    amount = amount if amount is not None else Decimal(0)
-    return {
-        "buckets": [bucket_view(b) for b in line_buckets(line=line)],
-        "money": {
-            "account": account.pk,
-            "amount": str(amount),
-            "display": format_money(amount, account.currency),
-        },
-    }
+    return line_balance_snapshots(line_ids=[line_id])[line_id]
+
+
+def line_balance_snapshots(*, line_ids: list[int]) -> dict[int, dict]:
+    """The same for many lines, in three queries whatever their number."""
+    at = timezone.now()
+    lines = Line.objects.select_related("billing_account").filter(pk__in=line_ids)
+    accounts = {line.billing_account_id for line in lines}
+    amounts = dict(
+        MoneyBalance.objects.filter(billing_account_id__in=accounts).values_list("billing_account", "amount")
+    )
+    buckets: dict[int, list[dict]] = {line_id: [] for line_id in line_ids}
+    usable = (
+        Bucket.objects.filter(line_id__in=line_ids, valid_from__lte=at)
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+        .order_by("priority", "valid_until", "pk")
+    )
+    for bucket in usable:
+        buckets[bucket.line_id].append(bucket_view(bucket))
+    snapshots = {}
+    for line in lines:
+        account = line.billing_account
+        amount = amounts.get(account.pk, Decimal(0))
+        snapshots[line.pk] = {
+            "buckets": buckets[line.pk],
+            "money": {"account": account.pk, "amount": str(amount), "display": format_money(amount, account.currency)},
+        }
+    return snapshots
 
 
 def line_recent_usage(*, line: Line, limit: int = 10) -> QuerySet[UsageEvent]:

@@ -10,7 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from charging import live
-from charging.grants import charging_context, lock_for_batch, plan_grant
+from charging.grants import charging_contexts, lock_for_batch, plan_grant
 from charging.locks import money_balance_lock, usage_event_lock, usage_events_lock
 from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
 from charging.settlement import locked_save, settle
@@ -19,6 +19,8 @@ from charging.usage_records import usage_record_parse
 from enterprise.models import CostCentre
 from portal.models import BillingAccount, Line
 from portal.money import money
+
+EXTERNAL_ID_MAX_LENGTH = UsageEvent._meta.get_field("external_id").max_length
 
 
 def money_balance_open(*, billing_account: BillingAccount) -> MoneyBalance:
@@ -144,17 +146,47 @@ def usage_event_ingest(*, payload: dict, source: str = "mediation") -> tuple[Usa
     """
     from charging.tasks import charge_usage_event  # the task module imports this one
 
-    external_id = payload.get("external_id")
-    if isinstance(external_id, str) and external_id:
+    event, created = usage_event_store(payload=payload, source=source)
+    if created and event.status == UsageEvent.Status.RECEIVED:
+        transaction.on_commit(lambda: charge_usage_event.delay(event.pk))
+    return event, created
+
+
+def usage_event_store(*, payload: dict, source: str) -> tuple[UsageEvent, bool]:
+    """Stores a usage record once without charging it (the caller queues the charge).
+
+    Returns ``(event, created)``; a repeat of (source, external id) returns the stored event.
+    """
+    external_id = usage_event_external_id(payload)
+    if external_id is not None:
         existing = UsageEvent.objects.filter(source=source, external_id=external_id).first()
         if existing is not None:
             return existing, False
+    event = usage_event_build(payload=payload, source=source)
+    try:
+        with transaction.atomic():
+            event.save(force_insert=True)
+    except IntegrityError:
+        # Delivered twice at once: the other delivery stored it first, and its answer stands.
+        return UsageEvent.objects.get(source=source, external_id=event.external_id), False
+    return event, True
 
+
+def usage_event_external_id(payload: dict) -> str | None:
+    """The record's own id if it can key the event; ``None`` if it must be kept under a made-up one."""
+    external_id = payload.get("external_id")
+    if isinstance(external_id, str) and external_id and len(external_id) <= EXTERNAL_ID_MAX_LENGTH:
+        return external_id
+    return None
+
+
+def usage_event_build(*, payload: dict, source: str) -> UsageEvent:
+    """Checks a record and returns its (unsaved) event: received, or rejected with the reasons."""
     record, errors = usage_record_parse(payload)
     fields = {
         "source": source,
         "payload": payload,
-        "external_id": external_id if isinstance(external_id, str) and external_id else f"missing:{uuid.uuid4()}",
+        "external_id": usage_event_external_id(payload) or f"missing:{uuid.uuid4()}",
     }
     if record is None:
         fields.update(
@@ -173,15 +205,7 @@ def usage_event_ingest(*, payload: dict, source: str = "mediation") -> tuple[Usa
             quantity=record.quantity,
             occurred_at=record.occurred_at,
         )
-    try:
-        with transaction.atomic():
-            event = UsageEvent.objects.create(**fields)
-            if record is not None:
-                transaction.on_commit(lambda: charge_usage_event.delay(event.pk))
-    except IntegrityError:
-        # Delivered twice at once: the other delivery stored it first, and its answer stands.
-        return UsageEvent.objects.get(source=source, external_id=fields["external_id"]), False
-    return event, True
+    return UsageEvent(**fields)
 
 
 def _format_errors(errors: dict[str, str]) -> str:
@@ -211,13 +235,9 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
         line.pk: line
         for line in Line.objects.select_related("billing_account").filter(pk__in={e.line_id for e in events})
     }
-    contexts = {}
-    for event in events:
-        key = (event.line_id, event.service, event.zone)
-        if key not in contexts:
-            contexts[key] = charging_context(
-                line=lines[event.line_id], service=event.service, zone=event.zone, at=event.occurred_at
-            )
+    keys = sorted({(e.line_id, e.service, e.zone) for e in events})
+    requests = [(lines[line_id], service, zone, min(e.occurred_at for e in events)) for line_id, service, zone in keys]
+    contexts = dict(zip(keys, charging_contexts(requests=requests), strict=True))
     locked = lock_for_batch(ctxs=list(contexts.values()))
     now = timezone.now()
     for event in sorted(events, key=lambda e: (e.occurred_at, e.pk)):
@@ -242,8 +262,10 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     UsageEvent.objects.bulk_update(events, ["status", "units_from_buckets", "amount_charged", "charged_at"])
     at = max(e.occurred_at for e in events)
     thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
-    for ctx in contexts.values():
-        live.line_and_path_changed_on_commit(line_id=ctx.line.pk, node_ids=ctx.path_ids)
+    live.lines_and_nodes_changed_on_commit(
+        line_ids=sorted({ctx.line.pk for ctx in contexts.values()}),
+        node_ids=sorted({node for ctx in contexts.values() for node in ctx.path_ids}),
+    )
     return len(events)
 
 
