@@ -1,6 +1,6 @@
 from django.urls import path
 
-from charging.api import UsageCreateView
+from charging.api import UsageBulkCreateView, UsageCreateView
 from charging.online_api import (
     EventChargeView,
     EventRefundView,
@@ -11,6 +11,7 @@ from charging.online_api import (
 
 urlpatterns = [
     path("usage/", UsageCreateView.as_view(), name="usage-create"),
+    path("usage/bulk/", UsageBulkCreateView.as_view(), name="usage-bulk-create"),
     path("chargingSession/", SessionStartView.as_view(), name="charging-session-start"),
     path("chargingSession/<str:session_id>/update/", SessionUpdateView.as_view(), name="charging-session-update"),
     path(

@@ -3,8 +3,9 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from charging.models import ThresholdNotice
-from charging.services import usage_event_charge
+from charging.models import ThresholdNotice, UsageEvent
+from charging.online import reservations_expire
+from charging.services import usage_event_charge, usage_events_charge
 from charging.thresholds import threshold_notice_notify
 
 
@@ -17,6 +18,27 @@ from charging.thresholds import threshold_notice_notify
 )
 def charge_usage_event(event_id: int) -> str:
     return usage_event_charge(event_id=event_id).status
+
+
+@shared_task(
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=30,
+    max_retries=5,
+    acks_late=True,
+)
+def charge_usage_batch(event_ids: list[int]) -> int:
+    """Charges a batch of stored usage records in one transaction; a re-delivery charges nothing."""
+    if not UsageEvent.objects.filter(pk__in=event_ids, status=UsageEvent.Status.RECEIVED).exists():
+        return 0  # charged already (or the batch was re-delivered)
+    return usage_events_charge(event_ids=event_ids)
+
+
+@shared_task(acks_late=True)
+def expire_reservations() -> int:
+    """Releases the grants of sessions that stopped reporting. Beat runs it every minute, so a
+    failed run is simply retried by the next one."""
+    return reservations_expire()
 
 
 @shared_task(

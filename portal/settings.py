@@ -15,6 +15,22 @@ import dj_database_url
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def load_env_file(path: Path) -> None:
+    """Reads ``KEY=VALUE`` lines of a local ``.env`` (see ``.env.example``); variables already
+    set in the environment win, so a shell export always overrides the file."""
+    if not path.is_file():
+        return
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+
+
+load_env_file(BASE_DIR / ".env")
+
+
 def env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
@@ -131,6 +147,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Each product's period is charged once however often this runs; hourly catches a new
     # month within the hour in every customer's time zone.
     "catalog-recurring-charges": {"task": "catalog.tasks.recurring_charges_run", "schedule": 3600.0},
+    # Grants of sessions that stopped reporting go back to their balances; a run not started
+    # within the minute is dropped, the next one does its work.
+    "charging-expire-reservations": {
+        "task": "charging.tasks.expire_reservations",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }
 
 # --- Auth, i18n, static -----------------------------------------------------------------------

@@ -1,0 +1,151 @@
+"""Offline usage: files and bulk posts of records, stored together and charged in batches.
+
+Every record goes through the same checks as a single one (``usage_event_build``) and is kept,
+rejected with its reasons if it fails them. Records already stored under the same source and
+external id are answered with the stored event and never charged again. The accepted ones are
+charged after commit by ``charge_usage_batch`` tasks of ``CHARGING_BATCH_SIZE`` events each.
+"""
+
+from dataclasses import dataclass, field
+from functools import partial
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from charging.models import UsageEvent
+from charging.services import usage_event_build, usage_event_external_id, usage_event_store
+
+
+class RecordStatus:
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    index: int  # position in the batch
+    external_id: str  # as sent ("" when missing or not a string)
+    status: str  # a RecordStatus
+    event_id: int
+    event_status: str  # the stored event's status (for a duplicate: the first answer's)
+    errors: dict[str, str]  # the reason per field of a rejected record
+
+
+@dataclass
+class BatchResult:
+    outcomes: list[RecordOutcome] = field(default_factory=list)
+
+    def _count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def accepted(self) -> int:
+        return self._count(RecordStatus.ACCEPTED)
+
+    @property
+    def duplicate(self) -> int:
+        return self._count(RecordStatus.DUPLICATE)
+
+    @property
+    def rejected(self) -> int:
+        return self._count(RecordStatus.REJECTED)
+
+
+def charging_batch_size() -> int:
+    return int(getattr(settings, "CHARGING_BATCH_SIZE", 500))
+
+
+def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
+    """Stores a batch of usage records and, after commit, queues the accepted ones for charging.
+
+    One query finds the records already stored, one ``bulk_create`` stores the new ones; if a
+    concurrent delivery stored a twin meanwhile, the batch falls back to storing row by row,
+    where the twin's answer stands. A record repeated within the batch counts once.
+    """
+    outcomes: list[RecordOutcome | None] = [None] * len(payloads)
+    with transaction.atomic():
+        stored = _stored_events(source=source, payloads=payloads)
+        new: dict[str, tuple[int, UsageEvent]] = {}  # event external id -> (index, event)
+        repeats: list[tuple[int, str]] = []  # (index, external id of an earlier record in this batch)
+        for index, payload in enumerate(payloads):
+            external_id = usage_event_external_id(payload)
+            if external_id in stored:
+                outcomes[index] = _outcome(index, payload, stored[external_id], RecordStatus.DUPLICATE)
+            elif external_id in new:
+                repeats.append((index, external_id))
+            else:
+                event = usage_event_build(payload=payload, source=source)
+                new[event.external_id] = (index, event)
+
+        created = _bulk_store(source=source, payloads=payloads, new=new)
+        for external_id, (index, event) in new.items():
+            if external_id not in created:
+                status = RecordStatus.DUPLICATE
+            elif event.status == UsageEvent.Status.REJECTED:
+                status = RecordStatus.REJECTED
+            else:
+                status = RecordStatus.ACCEPTED
+            outcomes[index] = _outcome(index, payloads[index], event, status)
+        for index, external_id in repeats:
+            first = outcomes[new[external_id][0]]
+            outcomes[index] = RecordOutcome(
+                index=index,
+                external_id=external_id,
+                status=RecordStatus.DUPLICATE,
+                event_id=first.event_id,
+                event_status=first.event_status,
+                errors=first.errors,
+            )
+
+        to_charge = [o.event_id for o in outcomes if o.status == RecordStatus.ACCEPTED]
+        size = charging_batch_size()
+        for start in range(0, len(to_charge), size):
+            transaction.on_commit(partial(_queue_charge, to_charge[start : start + size]))
+    return BatchResult(outcomes=outcomes)
+
+
+def _stored_events(*, source: str, payloads: list[dict]) -> dict[str, UsageEvent]:
+    ids = {external_id for p in payloads if (external_id := usage_event_external_id(p)) is not None}
+    if not ids:
+        return {}
+    rows = UsageEvent.objects.filter(source=source, external_id__in=ids).only("pk", "external_id", "status", "errors")
+    return {event.external_id: event for event in rows}
+
+
+def _bulk_store(*, source: str, payloads: list[dict], new: dict[str, tuple[int, UsageEvent]]) -> set[str]:
+    """Inserts the new events; returns the keys of those this batch created. A key whose twin
+    was stored concurrently gets the stored event in ``new``."""
+    if not new:
+        return set()
+    try:
+        with transaction.atomic():
+            UsageEvent.objects.bulk_create([event for _, event in new.values()], ignore_conflicts=False)
+    except IntegrityError:
+        # A concurrent delivery stored one of them first: row by row, each twin answers for itself.
+        created = set()
+        for key, (index, _) in new.items():
+            event, was_created = usage_event_store(payload=payloads[index], source=source)
+            new[key] = (index, event)
+            if was_created:
+                created.add(key)
+        return created
+    return set(new)
+
+
+def _outcome(index: int, payload: dict, event: UsageEvent, status: str) -> RecordOutcome:
+    external_id = payload.get("external_id")
+    return RecordOutcome(
+        index=index,
+        external_id=external_id if isinstance(external_id, str) else "",
+        status=status,
+        event_id=event.pk,
+        event_status=event.status,
+        errors=dict(event.errors or {}),
+    )
+
+
+def _queue_charge(event_ids: list[int]) -> None:
+    from charging.tasks import charge_usage_batch  # the task module imports the services
+
+    charge_usage_batch.delay(event_ids)

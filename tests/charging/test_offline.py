@@ -1,0 +1,234 @@
+import csv
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from charging.models import Bucket, LedgerEntry, UsageEvent
+from charging.offline import usage_batch_ingest
+from charging.selectors import ledger_mismatches
+from charging.services import usage_event_replay
+from tests.factories import MB, LineFactory, data_bucket
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def line():
+    line = LineFactory(msisdn="31611111111")
+    data_bucket(line, 50 * MB)
+    return line
+
+
+def good(external_id, quantity, msisdn="31611111111"):
+    return {"external_id": external_id, "msisdn": msisdn, "service": "data", "quantity": quantity}
+
+
+def batch():
+    return [
+        good("cdr-1", 1 * MB),
+        good("cdr-2", 2 * MB),
+        {**good("cdr-3", 1 * MB), "service": "telepathy"},
+        good("cdr-4", 4 * MB),
+        {**good("cdr-5", -5), "msisdn": "31699999999"},
+    ]
+
+
+def usage_ledger_count():
+    return LedgerEntry.objects.filter(kind=LedgerEntry.Kind.USAGE).count()
+
+
+def test_bulk_post_charges_good_records_once_and_keeps_bad_ones_with_reasons(
+    usage_poster, line, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = usage_poster.post("/api/usage/bulk/", {"records": batch()}, format="json")
+
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["accepted"], body["duplicate"], body["rejected"]) == (3, 0, 2)
+    charged = UsageEvent.objects.filter(external_id__in=["cdr-1", "cdr-2", "cdr-4"])
+    assert sorted(body["accepted_ids"]) == sorted(charged.values_list("pk", flat=True))
+    assert [(r["index"], r["external_id"], r["errors"]) for r in body["rejections"]] == [
+        (2, "cdr-3", {"service": "Unknown service 'telepathy'; expected one of data, voice, sms, video, content."}),
+        (4, "cdr-5", {"quantity": "Must be positive.", "msisdn": "Unknown line 31699999999."}),
+    ]
+    assert body["duplicates"] == []
+    assert set(charged.values_list("status", flat=True)) == {UsageEvent.Status.CHARGED}
+    assert [LedgerEntry.objects.filter(usage_event=e).count() for e in charged] == [1, 1, 1]
+    rejected = UsageEvent.objects.filter(status=UsageEvent.Status.REJECTED).order_by("external_id")
+    assert [(e.external_id, e.errors) for e in rejected] == [
+        ("cdr-3", {"service": "Unknown service 'telepathy'; expected one of data, voice, sms, video, content."}),
+        ("cdr-5", {"quantity": "Must be positive.", "msisdn": "Unknown line 31699999999."}),
+    ]
+    assert Bucket.objects.get(line=line).remaining == 43 * MB
+    assert ledger_mismatches() == []
+
+
+def test_posting_the_same_batch_again_charges_nothing_more(usage_poster, line, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = usage_poster.post("/api/usage/bulk/", {"records": batch()}, format="json")
+    ledger_before, events_before = usage_ledger_count(), UsageEvent.objects.count()
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        again = usage_poster.post("/api/usage/bulk/", {"records": batch()}, format="json")
+
+    body = again.json()
+    assert again.status_code == 202
+    assert (body["accepted"], body["duplicate"], body["rejected"]) == (0, 5, 0)
+    assert [d["id"] for d in body["duplicates"]] == [
+        UsageEvent.objects.get(external_id=f"cdr-{n}").pk for n in range(1, 6)
+    ]
+    assert [d["status"] for d in body["duplicates"]] == ["charged", "charged", "rejected", "charged", "rejected"]
+    assert sorted(first.json()["accepted_ids"]) == sorted(
+        d["id"] for d in body["duplicates"] if d["status"] == "charged"
+    )
+    assert callbacks == []  # nothing queued
+    assert Bucket.objects.get(line=line).remaining == 43 * MB
+    assert (usage_ledger_count(), UsageEvent.objects.count()) == (ledger_before, events_before)
+    assert ledger_mismatches() == []
+
+
+def test_a_record_repeated_within_a_batch_is_charged_once(line, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        result = usage_batch_ingest(payloads=[good("twin", 1 * MB), good("twin", 9 * MB)], source="mediation")
+
+    assert [(o.status, o.event_id) for o in result.outcomes] == [
+        ("accepted", result.outcomes[0].event_id),
+        ("duplicate", result.outcomes[0].event_id),
+    ]
+    assert Bucket.objects.get(line=line).remaining == 49 * MB
+    assert ledger_mismatches() == []
+
+
+def test_accepted_records_are_queued_after_commit_in_chunks_of_the_batch_size(
+    line, settings, django_capture_on_commit_callbacks
+):
+    settings.CHARGING_BATCH_SIZE = 2
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = usage_batch_ingest(payloads=[good(f"c-{n}", MB) for n in range(5)], source="mediation")
+
+    assert result.accepted == 5
+    assert len(callbacks) == 3  # 2 + 2 + 1, and nothing charged before commit
+    assert Bucket.objects.get(line=line).remaining == 50 * MB
+    for callback in callbacks:
+        callback()
+    assert Bucket.objects.get(line=line).remaining == 45 * MB
+    assert ledger_mismatches() == []
+
+
+def test_more_than_ten_thousand_records_are_refused_and_nothing_is_stored(usage_poster, line):
+    records = [good(f"cdr-{n}", 1) for n in range(10_001)]
+
+    response = usage_poster.post("/api/usage/bulk/", {"records": records}, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["records"]
+    assert not UsageEvent.objects.exists()
+    assert Bucket.objects.get(line=line).remaining == 50 * MB
+
+
+def test_a_consumer_may_not_post_a_batch(client, line):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory())
+
+    response = client.post("/api/usage/bulk/", {"records": [good("x", 1)]}, content_type="application/json")
+
+    assert response.status_code == 403
+    assert not UsageEvent.objects.exists()
+
+
+def test_csv_import_charges_exactly(tmp_path, line, django_capture_on_commit_callbacks):
+    path = tmp_path / "usage.csv"
+    just_now = timezone.now().isoformat()  # after the allowance was granted
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["external_id", "msisdn", "service", "quantity", "occurred_at", "zone", "unit"])
+        writer.writerow(["f-1", line.msisdn, "data", str(3 * MB), "", "", ""])
+        writer.writerow(["f-2", line.msisdn, "data", str(5 * MB), just_now, "home", "bytes"])
+        writer.writerow(["f-3", line.msisdn, "data", "lots", "", "", ""])
+    out, err = StringIO(), StringIO()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("usage_import", str(path), "--chunk-size", "2", stdout=out, stderr=err)
+
+    assert out.getvalue().splitlines() == [
+        "2/3 records",
+        "3/3 records",
+        "3 records: 2 accepted, 0 duplicate, 1 rejected",
+    ]
+    assert err.getvalue().splitlines() == ["line 4 (f-3): quantity: Must be a whole number of units."]
+    assert Bucket.objects.get(line=line).remaining == 42 * MB
+    assert UsageEvent.objects.get(external_id="f-1").payload["quantity"] == str(3 * MB)
+    assert usage_ledger_count() == 2
+    assert ledger_mismatches() == []
+
+
+def test_jsonl_import_charges_exactly_and_a_second_run_changes_nothing(
+    tmp_path, line, django_capture_on_commit_callbacks
+):
+    path = tmp_path / "usage.jsonl"
+    path.write_text("\n".join(json.dumps(good(f"j-{n}", (n + 1) * MB)) for n in range(4)) + "\n")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("usage_import", str(path), stdout=StringIO())
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("usage_import", str(path), "--format", "jsonl", stdout=out)
+
+    assert out.getvalue().splitlines()[-1] == "4 records: 0 accepted, 4 duplicate, 0 rejected"
+    assert Bucket.objects.get(line=line).remaining == 40 * MB
+    assert usage_ledger_count() == 4
+    assert ledger_mismatches() == []
+
+
+def test_import_of_an_unreadable_file_fails(tmp_path):
+    with pytest.raises(CommandError, match="cannot read"):
+        call_command("usage_import", str(tmp_path / "missing.csv"), stdout=StringIO())
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,when\n1,now\n")
+    with pytest.raises(CommandError, match="lacks external_id, msisdn, quantity, service"):
+        call_command("usage_import", str(bad), stdout=StringIO())
+    assert not UsageEvent.objects.exists()
+
+
+def test_a_rejected_record_from_a_batch_replays_after_the_line_is_reactivated(django_capture_on_commit_callbacks):
+    line = LineFactory(msisdn="31600000002", status="suspended")
+    bucket = data_bucket(line, 5 * MB)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = usage_batch_ingest(payloads=[good("late-1", 2 * MB, msisdn=line.msisdn)], source="mediation")
+    (outcome,) = result.outcomes
+    assert (outcome.status, outcome.errors) == ("rejected", {"msisdn": "Line 31600000002 is suspended."})
+
+    line.status = "active"
+    line.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        usage_event_replay(event=UsageEvent.objects.get(pk=outcome.event_id))
+
+    bucket.refresh_from_db()
+    assert UsageEvent.objects.get(pk=outcome.event_id).status == UsageEvent.Status.CHARGED
+    assert bucket.remaining == 3 * MB
+    assert ledger_mismatches() == []
+
+
+def test_a_twin_stored_concurrently_falls_back_to_row_by_row_and_keeps_the_first_answer(
+    line, monkeypatch, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        usage_batch_ingest(payloads=[good("race-1", 1 * MB)], source="mediation")
+    first = UsageEvent.objects.get(external_id="race-1")
+    # As if another delivery stored race-1 between the look-up and the insert.
+    monkeypatch.setattr("charging.offline._stored_events", lambda **kwargs: {})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = usage_batch_ingest(payloads=[good("race-2", 2 * MB), good("race-1", 9 * MB)], source="mediation")
+
+    assert [(o.external_id, o.status) for o in result.outcomes] == [("race-2", "accepted"), ("race-1", "duplicate")]
+    assert result.outcomes[1].event_id == first.pk
+    assert Bucket.objects.get(line=line).remaining == 47 * MB
+    assert usage_ledger_count() == 2
+    assert ledger_mismatches() == []
