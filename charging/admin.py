@@ -2,7 +2,20 @@
 
 from django.contrib import admin, messages
 
-from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, RatePlan, Tariff, UsageEvent
+from charging.models import (
+    Bucket,
+    BucketDefinition,
+    ChargingSession,
+    LedgerEntry,
+    LineRatePlan,
+    NodeLimit,
+    RatePlan,
+    Reservation,
+    Tariff,
+    TariffRate,
+    ThresholdNotice,
+    UsageEvent,
+)
 from charging.services import usage_event_replay
 
 
@@ -83,3 +96,87 @@ class LineRatePlanAdmin(admin.ModelAdmin):
     list_display = ["line", "rate_plan", "assigned_at", "reference"]
     search_fields = ["line__msisdn", "reference"]
     raw_id_fields = ["line"]
+
+
+# --- The charging engine: limits, sessions, notices, rates ---------------------------------------
+
+
+@admin.register(NodeLimit)
+class NodeLimitAdmin(admin.ModelAdmin):
+    list_display = ["node", "unit", "period", "limit", "used", "reserved", "on_exceed"]
+    list_filter = ["unit", "period", "on_exceed"]
+    search_fields = ["node__name", "node__company__name"]
+    list_select_related = ["node"]
+    raw_id_fields = ["node"]
+    # The counters move with every charge, under the limit's row lock: never from a form.
+    counter_fields = ["used", "reserved", "period_start"]
+    readonly_fields = counter_fields
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Write back only what the form edits, so a charge made while the form was open keeps its count.
+        editable = [f.name for f in NodeLimit._meta.concrete_fields if f.name not in [*self.counter_fields, "id"]]
+        obj.save(update_fields=editable)
+
+
+class ReservationInline(admin.TabularInline):
+    model = Reservation
+    extra = 0
+    can_delete = False
+    fields = ["units", "status", "throttled", "granted_at", "expires_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ChargingSession)
+class ChargingSessionAdmin(admin.ModelAdmin):
+    list_display = ["session_id", "line", "service", "zone", "status", "used_units", "amount_charged", "opened_at"]
+    list_filter = ["status", "service", "zone"]
+    search_fields = ["session_id", "line__msisdn"]
+    date_hierarchy = "opened_at"
+    list_select_related = ["line"]
+    readonly_fields = [f.name for f in ChargingSession._meta.fields]
+    inlines = [ReservationInline]
+
+    def has_add_permission(self, request):
+        return False  # sessions are opened by the network through the charging API
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ThresholdNotice)
+class ThresholdNoticeAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "percent", "bucket", "limit", "used", "of", "period_start"]
+    list_filter = ["percent"]
+    search_fields = ["bucket__line__msisdn", "limit__node__name"]
+    list_select_related = ["bucket", "limit__node"]
+    readonly_fields = [f.name for f in ThresholdNotice._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deleting one would send the notice again
+
+
+class TariffRateInline(admin.TabularInline):
+    model = TariffRate
+    extra = 0
+    fields = ["zone", "band_start", "band_end", "tier_from", "price"]
+
+
+TariffAdmin.inlines = [*TariffAdmin.inlines, TariffRateInline]

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from mptt.admin import MPTTModelAdmin
 
-from enterprise.models import Company, CostCentre, ManagerAssignment
+from enterprise.models import Company, CostCentre, ManagerAssignment, SteeringRule
 
 
 @admin.register(Company)
@@ -28,3 +28,15 @@ class CostCentreAdmin(MPTTModelAdmin):
 class ManagerAssignmentAdmin(admin.ModelAdmin):
     list_display = ["user", "node", "delegated_by", "created_at"]
     raw_id_fields = ["node"]
+
+
+@admin.register(SteeringRule)
+class SteeringRuleAdmin(admin.ModelAdmin):
+    """Who pays for a company line's usage (bring your own device): the first matching rule wins."""
+
+    list_display = ["company", "priority", "name", "service", "zone", "time_from", "time_to", "payer"]
+    list_display_links = ["name"]
+    list_filter = ["company", "payer"]
+    search_fields = ["name", "company__name"]
+    ordering = ["company__name", "priority", "pk"]
+    list_select_related = ["company"]

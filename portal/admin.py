@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from charging.models import Bucket, MoneyBalance
-from portal.models import BillingAccount, ContactPreferences, Customer, Line
+from portal.models import BillingAccount, ContactPreferences, Customer, Line, Notification
 
 
 class ContactPreferencesInline(admin.StackedInline):
@@ -71,3 +71,24 @@ class LineAdmin(admin.ModelAdmin):
     inlines = [BucketInline]
     list_select_related = ["billing_account"]
     raw_id_fields = ["billing_account"]
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """Messages sent to customers: a record of touch-points, not edited here."""
+
+    list_display = ["created_at", "customer", "channel", "status", "kind", "subject", "sent_at"]
+    list_filter = ["status", "channel", "kind"]
+    search_fields = ["customer__name", "customer__email", "subject"]
+    date_hierarchy = "created_at"
+    list_select_related = ["customer"]
+    readonly_fields = [f.name for f in Notification._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
