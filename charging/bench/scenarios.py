@@ -1,0 +1,90 @@
+"""The charging benchmark's scenarios: a pooled company with limits at every level, online
+sessions from many processes, offline batches, and the checks that nothing was overspent.
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import F, Sum
+
+from charging.bench.harness import BenchCompany, RunResult, build_bench_company, run_concurrently
+from charging.models import Bucket, NodeLimit, UsageEvent
+from charging.online import session_start, session_terminate
+from charging.services import bucket_grant
+from charging.units import Unit
+from enterprise.models import CostCentre
+
+MB = 1024**2
+
+
+@dataclass
+class PooledCompany:
+    bench: BenchCompany
+    pool: Bucket
+
+
+def pooled_company_build(*, lines: int, fanout: tuple[int, ...], pool_units: int) -> PooledCompany:
+    """The bench company with one data pool at the root and a blocking limit on every node:
+    each level's limit is a share of its parent's, so limits bind at every level."""
+    bench = build_bench_company(lines=lines, fanout=fanout)
+    root = CostCentre.objects.get(pk=bench.root_id)
+    pool = bucket_grant(cost_centre=root, name="Bench pool", unit=Unit.BYTES, quantity=pool_units)
+    nodes = CostCentre.objects.filter(company=bench.company).values_list("pk", "level")
+    widths = [*fanout, lines // _product(fanout)]
+    limits = []
+    for node_id, level in nodes:
+        share = pool_units
+        for width in widths[:level]:
+            share = share * 2 // width  # twice the fair share: siblings compete for the parent's limit
+        limits.append(NodeLimit(node_id=node_id, unit=Unit.BYTES, limit=max(share, MB)))
+    NodeLimit.objects.bulk_create(limits, batch_size=2000)
+    return PooledCompany(bench=bench, pool=pool)
+
+
+def online_run(*, company: PooledCompany, workers: int, seconds: float, units: int) -> RunResult:
+    """Each worker opens sessions on lines of its own, one after another: a grant, then a
+    settlement of all it was granted. Every call (grant or settlement) is one operation."""
+    msisdns = company.bench.msisdns
+    granted: dict[int, int] = {}  # per worker process: what its open session was granted
+
+    def operation(worker: int, op: int) -> int:
+        msisdn = msisdns[(worker + workers * (op // 2)) % len(msisdns)]
+        session_id = f"bench-{worker}-{op // 2}"
+        if op % 2 == 0:
+            answer = session_start(session_id=session_id, msisdn=msisdn, service="data", requested_units=units)
+            granted[worker] = answer["granted_units"]
+            return granted[worker]
+        session_terminate(session_id=session_id, request_number=1, used_units=granted.pop(worker, 0))
+        return 0
+
+    return run_concurrently(operation=operation, workers=workers, seconds=seconds)
+
+
+def overspend(*, company: PooledCompany) -> int:
+    """Units counted past any limit of the company, plus any pool drawn below zero."""
+    past_limits = (
+        NodeLimit.objects.filter(node__company=company.bench.company, used__gt=F("limit"))
+        .annotate(past=F("used") - F("limit"))
+        .aggregate(total=Sum("past"))["total"]
+        or 0
+    )
+    pool = Bucket.objects.get(pk=company.pool.pk)
+    return past_limits + max(0, -pool.remaining)
+
+
+def offline_records(*, company: PooledCompany, count: int, prefix: str, quantity: int) -> list[dict]:
+    msisdns = company.bench.msisdns
+    return [
+        {"external_id": f"{prefix}-{n}", "msisdn": msisdns[n % len(msisdns)], "service": "data", "quantity": quantity}
+        for n in range(count)
+    ]
+
+
+def charged_count(*, prefix: str) -> int:
+    return UsageEvent.objects.filter(external_id__startswith=f"{prefix}-", status=UsageEvent.Status.CHARGED).count()
+
+
+def _product(values: tuple[int, ...]) -> int:
+    result = 1
+    for value in values:
+        result *= value
+    return result

@@ -1,0 +1,104 @@
+"""The charging benchmark: online and offline charging against the ceiling of a design that
+updates one shared row per event, all measured in the same run on the same machine.
+
+Runs in a throw-away database of its own (created and dropped like the test database), so
+it never touches the portal's data. Needs PostgreSQL (DATABASE_URL).
+"""
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
+
+from charging.bench.harness import hot_row_baseline
+from charging.bench.scenarios import (
+    MB,
+    charged_count,
+    offline_records,
+    online_run,
+    overspend,
+    pooled_company_build,
+)
+from charging.offline import usage_batch_ingest
+from charging.selectors import ledger_mismatches
+from portal.celery import app as celery_app
+
+
+class Command(BaseCommand):
+    help = "Measures online and offline charging against the hot-row baseline; prints one summary line last."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--lines", type=int, default=10_000)
+        parser.add_argument("--fanout", default="10,10,10", help="Cost centres per level below the root.")
+        parser.add_argument("--workers", type=int, default=16)
+        parser.add_argument("--seconds", type=float, default=5.0)
+        parser.add_argument("--offline-records", type=int, default=20_000)
+        parser.add_argument("--batch", type=int, default=500, help="Records per posted batch.")
+        parser.add_argument("--keep-db", action="store_true", help="Keep the bench database afterwards.")
+
+    def handle(self, *args, **options):
+        if connection.vendor != "postgresql":
+            raise CommandError("the charging benchmark runs on PostgreSQL: set DATABASE_URL")
+        fanout = tuple(int(width) for width in options["fanout"].split(","))
+        creation = connection.creation
+        old_name = connection.settings_dict["NAME"]
+        creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+        try:
+            self._run(options, fanout)
+        finally:
+            if not options["keep_db"]:
+                creation.destroy_test_db(old_name, verbosity=0)
+
+    def _run(self, options, fanout):
+        say = self.stdout.write
+        started = time.perf_counter()
+        company = pooled_company_build(lines=options["lines"], fanout=fanout, pool_units=1024 * 1024 * MB)
+        took = time.perf_counter() - started
+        say(f"built a company of {options['lines']:,} lines, limits on every node, in {took:.1f} s")
+
+        hot_row = hot_row_baseline(connections_count=options["workers"], seconds=options["seconds"])
+        say(f"hot-row baseline: {hot_row:,.0f} conditional one-row updates/s, {options['workers']} connections")
+
+        online = online_run(company=company, workers=options["workers"], seconds=options["seconds"], units=MB)
+        say(
+            f"online: {online.ops_per_second:,.0f} grants+settlements/s, p50 {online.p50_ms:.2f} ms,"
+            f" p99 {online.p99_ms:.2f} ms, errors {online.errors}"
+        )
+        if online.first_error:
+            say(f"first online error:\n{online.first_error}")
+
+        offline_rate = self._offline(company, options)
+        say(f"offline: {offline_rate:,.0f} usage records/s through the batch path")
+
+        spent_past = overspend(company=company)
+        problems = ledger_mismatches()
+        say(f"overspend: {spent_past} units past a limit; ledger: {len(problems)} balances differ")
+        for problem in problems[:5]:
+            self.stderr.write(problem)
+        online_ratio = online.ops_per_second / hot_row if hot_row else 0
+        offline_ratio = offline_rate / hot_row if hot_row else 0
+        say(
+            f"charging-bench online_ops={online.ops_per_second:.0f} p99_ms={online.p99_ms:.0f}"
+            f" offline_records={offline_rate:.0f} hot_row={hot_row:.0f} online_ratio={online_ratio:.2f}"
+            f" offline_ratio={offline_ratio:.2f} overspend={spent_past} ledger={'ok' if not problems else 'mismatch'}"
+        )
+
+    def _offline(self, company, options) -> float:
+        """Posts records in batches as mediation would; each batch is stored, then charged by
+        the Celery batch task (run in this process, so the figure is the charging path alone)."""
+        count = options["offline_records"]
+        records = offline_records(company=company, count=count, prefix="bench-offline", quantity=MB)
+        celery_app.conf.task_always_eager = True
+        batch = options["batch"]
+        started = time.perf_counter()
+        for offset in range(0, len(records), batch):
+            with transaction.atomic():
+                usage_batch_ingest(payloads=records[offset : offset + batch], source="bench")
+            done = min(offset + batch, len(records))
+            if done % (batch * 10) == 0 or done == len(records):
+                self.stdout.write(f"  offline {done:,}/{len(records):,}")
+        elapsed = time.perf_counter() - started
+        charged = charged_count(prefix="bench-offline")
+        if charged != len(records):
+            raise CommandError(f"only {charged} of {len(records)} offline records were charged")
+        return charged / elapsed
