@@ -86,8 +86,8 @@ def test_out_of_order_and_late_requests_are_refused_without_changes():
     session_terminate(session_id="s-1", request_number=1, used_units=5 * MB)
     with pytest.raises(ChargingError) as late:
         session_update(session_id="s-1", request_number=2, used_units=5 * MB)
+    session_start(session_id="s-2", msisdn=line.msisdn, service="data", requested_units=MB)
     with pytest.raises(ChargingError) as overrun:
-        session_start(session_id="s-2", msisdn=line.msisdn, service="data", requested_units=MB)
         session_update(session_id="s-2", request_number=1, used_units=2 * MB)
 
     assert (skipped.value.code, skipped.value.status) == ("out_of_order", 409)

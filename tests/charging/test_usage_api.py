@@ -37,7 +37,11 @@ def test_posted_usage_is_charged_and_a_repeat_returns_the_first_answer(
         ({"msisdn": "31699999999"}, "msisdn", "Unknown line 31699999999."),
         ({"quantity": -5}, "quantity", "Must be positive."),
         ({"unit": "furlongs"}, "unit", "Unknown unit 'furlongs' for data; expected 'bytes'."),
-        ({"service": "telepathy"}, "service", "Unknown service 'telepathy'; expected one of data, voice, sms, video, content."),
+        (
+            {"service": "telepathy"},
+            "service",
+            "Unknown service 'telepathy'; expected one of data, voice, sms, video, content.",
+        ),
         ({"occurred_at": "yesterday"}, "occurred_at", "Must be an ISO 8601 date and time."),
     ],
 )
