@@ -136,6 +136,9 @@ _REFUSED = OpenApiResponse(
     description="A malformed body (DRF's errors per field: {field: [message]}) or a request the engine "
     "refuses (code invalid, unknown_line, line_inactive, ...). Nothing changed.",
 )
+_CONFLICT = OpenApiResponse(
+    ChargingErrorSerializer, description="Out of order, or the session is closed. Nothing changed."
+)
 _UNKNOWN = OpenApiResponse(ChargingErrorSerializer, description="Unknown session or event. Nothing changed.")
 _FORBIDDEN = OpenApiResponse(description="Not network mediation.")
 
@@ -194,9 +197,7 @@ class SessionUpdateView(OnlineChargingView):
             400: _REFUSED,
             403: _FORBIDDEN,
             404: _UNKNOWN,
-            409: OpenApiResponse(
-                ChargingErrorSerializer, description="Out of order, or the session is closed. Nothing changed."
-            ),
+            409: _CONFLICT,
         },
     )
     def post(self, request, session_id: str):
@@ -218,9 +219,7 @@ class SessionTerminateView(OnlineChargingView):
             400: _REFUSED,
             403: _FORBIDDEN,
             404: _UNKNOWN,
-            409: OpenApiResponse(
-                ChargingErrorSerializer, description="Out of order, or the session is closed. Nothing changed."
-            ),
+            409: _CONFLICT,
         },
     )
     def post(self, request, session_id: str):

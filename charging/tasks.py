@@ -8,25 +8,22 @@ from charging.online import reservations_expire
 from charging.services import usage_event_charge, usage_events_charge
 from charging.thresholds import threshold_notice_notify
 
+# A lost connection or a serialisation failure is worth another try, with backoff, a few times.
+RETRY_ON_DATABASE_HICCUPS = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 30,
+    "max_retries": 5,
+    "acks_late": True,
+}
 
-@shared_task(
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_backoff_max=30,
-    max_retries=5,
-    acks_late=True,
-)
+
+@shared_task(**RETRY_ON_DATABASE_HICCUPS)
 def charge_usage_event(event_id: int) -> str:
     return usage_event_charge(event_id=event_id).status
 
 
-@shared_task(
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_backoff_max=30,
-    max_retries=5,
-    acks_late=True,
-)
+@shared_task(**RETRY_ON_DATABASE_HICCUPS)
 def charge_usage_batch(event_ids: list[int]) -> int:
     """Charges a batch of stored usage records in one transaction; a re-delivery charges nothing."""
     if not UsageEvent.objects.filter(pk__in=event_ids, status=UsageEvent.Status.RECEIVED).exists():
@@ -41,13 +38,7 @@ def expire_reservations() -> int:
     return reservations_expire()
 
 
-@shared_task(
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_backoff_max=30,
-    max_retries=5,
-    acks_late=True,
-)
+@shared_task(**RETRY_ON_DATABASE_HICCUPS)
 def notify_customer(notice_id: int) -> int:
     """Tells a threshold notice's customer (and managers); a repeat sends nothing again."""
     if not ThresholdNotice.objects.filter(pk=notice_id).exists():
