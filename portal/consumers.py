@@ -1,13 +1,16 @@
 """The live websocket: pushes balance changes of the lines a user may see.
 
-On connect it joins the groups of the user's own lines; a client may also subscribe to one
-more line by id, which is allowed only if the user may see that line. Consumers never write.
+On connect it joins the groups of the user's own lines and, for a telecom manager, of the
+cost centres they manage (every charge below a node is pushed to that node's group). A client
+may also subscribe to one more line by id, which is allowed only if the user may see that
+line. Consumers never write.
 """
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from charging.live import line_group
+from charging.live import line_group, node_group
+from enterprise.models import ManagerAssignment
 from portal.selectors import lines_owned_by, lines_visible_to
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -23,7 +26,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         for line_id in await self._own_line_ids(user):
             await self._join(line_group(line_id))
-        await self.send_json({"type": "ready", "lines": sorted(self._line_ids())})
+        for node_id in await self._managed_node_ids(user):
+            await self._join(node_group(node_id))
+        await self.send_json(
+            {"type": "ready", "lines": sorted(self._ids("line")), "cost_centres": sorted(self._ids("node"))}
+        )
 
     async def disconnect(self, code):
         for group in getattr(self, "groups_joined", ()):
@@ -44,6 +51,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def line_changed(self, event):
         await self.send_json({"type": "line.changed", "line": event["line"], **event["snapshot"]})
 
+    async def node_changed(self, event):
+        await self.send_json({"type": "node.changed", "node": event["node"], **event["snapshot"]})
+
     async def threshold_crossed(self, event):
         await self.send_json({"type": "threshold.crossed", **event["notice"]})
 
@@ -51,12 +61,16 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined.add(group)
 
-    def _line_ids(self) -> set[int]:
-        return {int(g.split(".")[1]) for g in self.groups_joined if g.startswith("line.")}
+    def _ids(self, kind: str) -> set[int]:
+        return {int(g.split(".")[1]) for g in self.groups_joined if g.startswith(f"{kind}.")}
 
     @database_sync_to_async
     def _own_line_ids(self, user) -> list[int]:
         return list(lines_owned_by(user=user).values_list("pk", flat=True))
+
+    @database_sync_to_async
+    def _managed_node_ids(self, user) -> list[int]:
+        return list(ManagerAssignment.objects.filter(user=user).values_list("node_id", flat=True))
 
     @database_sync_to_async
     def _may_see_line(self, user, line_id: int) -> bool:

@@ -41,7 +41,7 @@ async def test_socket_refuses_someone_elses_line_and_sends_nothing_of_it():
     user = await database_sync_to_async(lambda: mine.billing_account.customer.user)()
     communicator, connected, _ = await connect(user)
     assert connected
-    assert await communicator.receive_json_from() == {"type": "ready", "lines": [mine.pk]}
+    assert await communicator.receive_json_from() == {"type": "ready", "lines": [mine.pk], "cost_centres": []}
 
     await communicator.send_json_to({"action": "subscribe", "line": theirs.pk})
     answer = await communicator.receive_json_from()
@@ -67,3 +67,35 @@ async def test_owner_receives_the_new_balance_when_a_charge_commits():
     assert message["line"] == line.pk
     assert [(b["id"], b["remaining"], b["display"]) for b in message["buckets"]] == [(bucket.pk, 7 * MB, "7.0 MB")]
     await communicator.disconnect()
+
+
+async def test_a_manager_sees_charges_below_their_cost_centre_and_nothing_of_other_branches():
+    from enterprise.models import ManagerAssignment
+    from enterprise.services import cost_centre_create
+    from tests.charging.trees import company_tree, limit_on
+    from tests.factories import UserFactory
+
+    def build():
+        tree = company_tree(lines=1)
+        limit_on(tree.team, 50 * MB)
+        other_team = cost_centre_create(parent=tree.division, name="South", kind="team")
+        manager, outsider = UserFactory(), UserFactory()
+        ManagerAssignment.objects.create(user=manager, node=tree.division)
+        ManagerAssignment.objects.create(user=outsider, node=other_team)
+        return tree, manager, outsider
+
+    tree, manager, outsider = await database_sync_to_async(build)()
+    watching, _, _ = await connect(manager)
+    elsewhere, _, _ = await connect(outsider)
+    ready = await watching.receive_json_from()
+    await elsewhere.receive_json_from()
+
+    await database_sync_to_async(charge)(tree.lines[0], "ev-team", 10 * MB)
+
+    pushed = await watching.receive_json_from(timeout=2)
+    assert ready["cost_centres"] == [tree.division.pk]
+    assert pushed["type"] == "node.changed"
+    assert pushed["node"] == tree.division.pk
+    assert await elsewhere.receive_nothing(timeout=0.3)
+    await watching.disconnect()
+    await elsewhere.disconnect()
