@@ -13,10 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import F, Q
+from django.db.models import F, Q, Sum
 
 from charging.locks import buckets_lock_by_id, money_balances_lock, node_limits_lock
-from charging.models import Bucket, LineRatePlan, MoneyBalance, NodeLimit, Tariff, TariffRate
+from charging.models import (
+    Bucket,
+    ChargingSession,
+    LineRatePlan,
+    MoneyBalance,
+    NodeLimit,
+    Tariff,
+    TariffRate,
+    UsageEvent,
+)
 from charging.periods import period_start
 from charging.rating import affordable_units, rate, tariff_rates
 from charging.steering import steering_payer
@@ -52,6 +61,7 @@ class ChargingContext:
     steered_personal: bool
     tariff: Tariff | None
     rates: list[TariffRate]
+    period_used: int = 0  # units of this service the line used earlier this month, for volume tiers
 
 
 @dataclass
@@ -153,7 +163,23 @@ def charging_contexts(*, requests: list[tuple[Line, str, str, datetime]]) -> lis
                 rates=tariffs.rates(tariff=tariff),
             )
         )
+    for ctx in contexts:
+        if any(rate.tier_from for rate in ctx.rates):
+            ctx.period_used = line_period_usage(line_id=ctx.line.pk, service=ctx.service, at=ctx.at)
     return contexts
+
+
+def line_period_usage(*, line_id: int, service: str, at: datetime) -> int:
+    """Units of a service a line used this month before now, online and offline: what a
+    volume tier counts. Read only for tariffs that have tiers."""
+    since = period_start(period="month", at=at)
+    online = ChargingSession.objects.filter(line_id=line_id, service=service, opened_at__gte=since).aggregate(
+        total=Sum("used_units")
+    )["total"]
+    offline = UsageEvent.objects.filter(
+        line_id=line_id, service=service, status=UsageEvent.Status.CHARGED, occurred_at__gte=since, occurred_at__lt=at
+    ).aggregate(total=Sum("quantity"))["total"]
+    return (online or 0) + (offline or 0)
 
 
 class TariffCache:
@@ -344,7 +370,14 @@ def _draw_money(
     balance = locked.money.get(account_id)
     if tariff is None or balance is None or units <= 0:
         return 0
-    rating = {"tariff": tariff, "rates": rates, "zone": ctx.zone, "started_at": ctx.at, "session_used": session_used}
+    rating = {
+        "tariff": tariff,
+        "rates": rates,
+        "zone": ctx.zone,
+        "started_at": ctx.at,
+        "session_used": session_used,
+        "period_used": ctx.period_used + session_used,
+    }
     if plan.must_charge:
         affordable = units  # it was used already: the account owes it, whatever is left
     else:

@@ -240,8 +240,12 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     contexts = dict(zip(keys, charging_contexts(requests=requests), strict=True))
     locked = lock_for_batch(ctxs=list(contexts.values()))
     now = timezone.now()
+    used_in_batch: dict[tuple[int, str], int] = {}  # earlier records of the batch count towards volume tiers
     for event in sorted(events, key=lambda e: (e.occurred_at, e.pk)):
-        ctx = replace(contexts[(event.line_id, event.service, event.zone)], at=event.occurred_at)
+        ctx = contexts[(event.line_id, event.service, event.zone)]
+        earlier = used_in_batch.get((event.line_id, event.service), 0)
+        ctx = replace(ctx, at=event.occurred_at, period_used=ctx.period_used + earlier)
+        used_in_batch[(event.line_id, event.service)] = earlier + event.quantity
         plan = plan_grant(ctx=ctx, locked=locked, requested=event.quantity, must_charge=True)
         settled = settle(
             ctx=ctx,

@@ -94,7 +94,13 @@ def money_for(*, ctx: ChargingContext, hold: HoldPlan, units: int, session_used:
     if hold.price_key == OVERAGE or ctx.tariff is None:
         return (hold.amount * units / hold.units).quantize(MONEY_QUANTUM, rounding=ROUND_CEILING)
     rated = rate(
-        tariff=ctx.tariff, rates=ctx.rates, zone=ctx.zone, started_at=ctx.at, units=units, session_used=session_used
+        tariff=ctx.tariff,
+        rates=ctx.rates,
+        zone=ctx.zone,
+        started_at=ctx.at,
+        units=units,
+        session_used=session_used,
+        period_used=ctx.period_used + session_used,
     )
     return min(rated.amount, hold.amount)
 

@@ -287,3 +287,20 @@ def test_malformed_requests_name_the_field_and_change_nothing(change, field):
     assert refused.value.field == field
     assert counters(bucket) == [(100 * MB, 0)]
     assert not ChargingSession.objects.exists()
+
+
+def test_volume_tiers_count_what_the_line_used_earlier_in_the_month():
+    from charging.models import TariffRate
+
+    line = LineFactory()
+    tariff = default_data_tariff()  # 0.01 per MB up to 100 MB this month
+    TariffRate.objects.create(tariff=tariff, tier_from=100 * MB, price=Decimal("0.005"))
+    money_post(billing_account=line.billing_account, amount=Decimal("10"), kind="topup", reason="Top-up")
+    start(line, "earlier", units=90 * MB)
+    session_terminate(session_id="earlier", request_number=1, used_units=90 * MB)
+
+    start(line, "later", units=20 * MB)
+    ended = session_terminate(session_id="later", request_number=1, used_units=20 * MB)
+
+    assert ended["amount"] == "0.1500"  # 10 MB at 0.01, then 10 MB past the tier at 0.005
+    assert MoneyBalance.objects.get(billing_account=line.billing_account).amount == Decimal("8.9500")
