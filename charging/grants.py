@@ -66,15 +66,30 @@ class ChargingContext:
 
 @dataclass
 class Locked:
-    """The rows a charge may change, locked in the global order for this transaction."""
+    """The rows a charge may change, locked in the global order for this transaction.
+
+    Money balances are last in that order and locked only when a charge first needs money
+    (most usage is covered by allowances): then every money balance the charge could touch
+    is locked at once, by key, so the order still holds.
+    """
 
     limits: list[NodeLimit]
     buckets: dict[int, Bucket]
-    money: dict[int, MoneyBalance]  # by billing account id
+    money_accounts: set[int]
+    at: datetime
+    _money: dict[int, MoneyBalance] | None = None
     as_read: dict[tuple[str, int], tuple] = field(default_factory=dict)
 
     def __post_init__(self):
         self.as_read = dict(self.counters())
+
+    @property
+    def money(self) -> dict[int, MoneyBalance]:
+        """Money balances by billing account id, locked on first use."""
+        if self._money is None:
+            self._money = _money_balances_lock(account_ids=self.money_accounts, at=self.at)
+            self.as_read.update((key, counters) for key, counters in self.counters() if key[0] == "money")
+        return self._money
 
     def counters(self):
         """Each locked row's counters, keyed by table and id, to write back only what moved."""
@@ -82,7 +97,7 @@ class Locked:
             yield ("limit", limit.pk), (limit.used, limit.reserved)
         for bucket in self.buckets.values():
             yield ("bucket", bucket.pk), (bucket.remaining, bucket.reserved)
-        for balance in self.money.values():
+        for balance in (self._money or {}).values():
             yield ("money", balance.pk), (balance.amount, balance.reserved, balance.period_spent)
 
 
@@ -252,14 +267,21 @@ def lock_for_batch(
         accounts.add(ctx.line.billing_account_id)
         if ctx.personal_account_id:
             accounts.add(ctx.personal_account_id)
-    money = money_balances_lock(billing_account_ids=accounts)
-    if len(money) < len(accounts):  # an account that never had money yet gets its balance row
-        for account_id in accounts - set(money):
+    locked = Locked(limits=limits, buckets=buckets, money_accounts=accounts, at=at)
+    if account_ids:
+        locked.money  # noqa: B018 - holds on money are released: lock them now, in order
+    return locked
+
+
+def _money_balances_lock(*, account_ids: set[int], at: datetime) -> dict[int, MoneyBalance]:
+    money = money_balances_lock(billing_account_ids=account_ids)
+    if len(money) < len(account_ids):  # an account that never had money yet gets its balance row
+        for account_id in account_ids - set(money):
             MoneyBalance.objects.get_or_create(billing_account_id=account_id)
-        money = money_balances_lock(billing_account_ids=accounts)
+        money = money_balances_lock(billing_account_ids=account_ids)
     for balance in money.values():
         _roll_spending_period(balance=balance, at=at)
-    return Locked(limits=limits, buckets=buckets, money=money)
+    return money
 
 
 def plan_grant(

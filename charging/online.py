@@ -147,7 +147,7 @@ def _session_continue(key, session_id, request_number, used, requested, at) -> d
             "used_exceeds_grant", f"Reported {used} units but {granted} were granted.", field="used_units"
         )
     ctx = charging_context(line=session.line, service=session.service, zone=session.zone, at=at)
-    holds = list(reservation.holds.all()) if reservation else []
+    holds = list(reservation.holds.select_related("money_balance")) if reservation else []
     locked = lock_for(
         ctx=ctx,
         bucket_ids={h.bucket_id for h in holds if h.bucket_id},
@@ -313,26 +313,39 @@ def _event_refund(key, event_id, reason, actor, at) -> dict:
 
 
 def reservations_expire(*, now: datetime | None = None, limit: int = 500) -> int:
-    """Releases the grants of sessions that stopped reporting; returns how many were released.
+    """Ends the sessions that stopped reporting: those whose grant expired (its units are
+    released) and those holding no grant that were idle as long. Returns how many ended.
 
-    Each is released in its own transaction, so one slow session does not hold up the rest.
+    Each ends in its own transaction, so one slow session does not hold up the rest.
     """
     now = now or timezone.now()
-    due = list(
-        Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__lte=now)
-        .order_by("expires_at")
-        .values_list("session__session_id", flat=True)[:limit]
+    lapsed = Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__lte=now).values_list(
+        "session__session_id", flat=True
     )
+    idle = (
+        ChargingSession.objects.filter(status=ChargingSession.Status.OPEN, updated_at__lte=now - grant_validity())
+        .exclude(reservations__status=Reservation.Status.OPEN)
+        .values_list("session_id", flat=True)
+    )
+    due = list(lapsed[:limit]) + list(idle[:limit])
     return sum(1 for session_id in due if _session_expire(session_id=session_id, now=now))
 
 
 @transaction.atomic
 def _session_expire(*, session_id: str, now: datetime) -> bool:
     session = charging_session_lock(session_id=session_id)
-    reservation = session.reservations.filter(status=Reservation.Status.OPEN, expires_at__lte=now).first()
+    if session.status != ChargingSession.Status.OPEN:
+        return False
+    reservation = session.reservations.filter(status=Reservation.Status.OPEN).first()
     if reservation is None:
+        if session.updated_at > now - grant_validity():
+            return False  # it reported in the meantime
+        session.status = ChargingSession.Status.EXPIRED
+        session.save(update_fields=["status"])
+        return True
+    if reservation.expires_at > now:
         return False  # reported in the meantime
-    holds = list(reservation.holds.all())
+    holds = list(reservation.holds.select_related("money_balance"))
     ctx = charging_context(line=session.line, service=session.service, zone=session.zone, at=now)
     locked = lock_for(
         ctx=ctx,

@@ -304,3 +304,12 @@ def test_volume_tiers_count_what_the_line_used_earlier_in_the_month():
 
     assert ended["amount"] == "0.1500"  # 10 MB at 0.01, then 10 MB past the tier at 0.005
     assert MoneyBalance.objects.get(billing_account=line.billing_account).amount == Decimal("8.9500")
+
+
+def test_a_session_granted_nothing_that_goes_quiet_is_ended_by_expiry():
+    line = LineFactory()
+    start(line, units=10 * MB)  # no allowance, no tariff: nothing granted
+
+    assert reservations_expire(now=timezone.now() + timedelta(hours=1)) == 1
+
+    assert ChargingSession.objects.get().status == "expired"
