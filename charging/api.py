@@ -64,7 +64,7 @@ class UsageCreateView(APIView):
     )
     def post(self, request):
         payload = request.data if isinstance(request.data, dict) else {}
-        event, created = usage_event_ingest(payload=dict(payload), source=_source_of(request))
+        event, created = usage_event_ingest(payload=dict(payload), source=source_of(request))
         event.refresh_from_db()
         body = UsageOutputSerializer(event).data
         if event.status == UsageEvent.Status.REJECTED:
@@ -72,7 +72,7 @@ class UsageCreateView(APIView):
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-def _source_of(request) -> str:
+def source_of(request) -> str:
     """Each feeding system has its own id space: the source is the posting account's name."""
     return request.user.get_username()[:50]
 
@@ -132,7 +132,7 @@ class UsageBulkCreateView(APIView):
     def post(self, request):
         serializer = UsageBulkInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = usage_batch_ingest(payloads=serializer.validated_data["records"], source=_source_of(request))
+        result = usage_batch_ingest(payloads=serializer.validated_data["records"], source=source_of(request))
         by_status = {RecordStatus.ACCEPTED: [], RecordStatus.DUPLICATE: [], RecordStatus.REJECTED: []}
         for outcome in result.outcomes:
             by_status[outcome.status].append(outcome)

@@ -9,7 +9,7 @@ Everything here works on rows the caller has locked (``charging.locks``), so the
 returns still holds when the caller applies it in the same transaction.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -62,6 +62,7 @@ class ChargingContext:
     tariff: Tariff | None
     rates: list[TariffRate]
     period_used: int = 0  # units of this service the line used earlier this month, for volume tiers
+    steering_rules: list[SteeringRule] = field(default_factory=list)
 
 
 @dataclass
@@ -121,11 +122,27 @@ class GrantPlan:
     must_charge: bool = False
 
 
-def charging_context(*, line: Line, service: str, zone: str, at: datetime) -> ChargingContext:
-    return charging_contexts(requests=[(line, service, zone, at)])[0]
+def charging_context(
+    *, line: Line, service: str, zone: str, at: datetime, session_id: int | None = None
+) -> ChargingContext:
+    """The context of one usage; ``session_id``: the session it belongs to, whose own usage
+    the caller counts (so volume tiers do not count it twice)."""
+    return charging_contexts(requests=[(line, service, zone, at)], session_id=session_id)[0]
 
 
-def charging_contexts(*, requests: list[tuple[Line, str, str, datetime]]) -> list[ChargingContext]:
+def context_at(ctx: ChargingContext, at: datetime) -> ChargingContext:
+    """The same usage at another moment: a steering rule by time of day may pick another payer."""
+    steered = ctx.personal_account_id is not None and (
+        steering_payer(rules=ctx.steering_rules, service=ctx.service, zone=ctx.zone, at=at)
+        == SteeringRule.Payer.PERSONAL
+    )
+    payer = ctx.personal_account_id if steered else ctx.line.billing_account_id
+    return replace(ctx, at=at, steered_personal=steered, payer_account_id=payer)
+
+
+def charging_contexts(
+    *, requests: list[tuple[Line, str, str, datetime]], session_id: int | None = None
+) -> list[ChargingContext]:
     """Contexts for many usages at once, in a handful of queries whatever their number: the
     device nodes of the lines, their trees' inner nodes (to walk each path up), the
     companies' steering rules and the tariffs."""
@@ -176,21 +193,25 @@ def charging_contexts(*, requests: list[tuple[Line, str, str, datetime]]) -> lis
                 steered_personal=steered_personal,
                 tariff=tariff,
                 rates=tariffs.rates(tariff=tariff),
+                steering_rules=rules.get(node.company_id, []) if node is not None else [],
             )
         )
     for ctx in contexts:
         if any(rate.tier_from for rate in ctx.rates):
-            ctx.period_used = line_period_usage(line_id=ctx.line.pk, service=ctx.service, at=ctx.at)
+            ctx.period_used = line_period_usage(
+                line_id=ctx.line.pk, service=ctx.service, at=ctx.at, exclude_session_id=session_id
+            )
     return contexts
 
 
-def line_period_usage(*, line_id: int, service: str, at: datetime) -> int:
+def line_period_usage(*, line_id: int, service: str, at: datetime, exclude_session_id: int | None = None) -> int:
     """Units of a service a line used this month before now, online and offline: what a
     volume tier counts. Read only for tariffs that have tiers."""
     since = period_start(period="month", at=at)
-    online = ChargingSession.objects.filter(line_id=line_id, service=service, opened_at__gte=since).aggregate(
-        total=Sum("used_units")
-    )["total"]
+    sessions = ChargingSession.objects.filter(line_id=line_id, service=service, opened_at__gte=since)
+    if exclude_session_id is not None:
+        sessions = sessions.exclude(pk=exclude_session_id)
+    online = sessions.aggregate(total=Sum("used_units"))["total"]
     offline = UsageEvent.objects.filter(
         line_id=line_id, service=service, status=UsageEvent.Status.CHARGED, occurred_at__gte=since, occurred_at__lt=at
     ).aggregate(total=Sum("quantity"))["total"]
@@ -224,9 +245,6 @@ class TariffCache:
 def usable_buckets_of(*, ctxs: list[ChargingContext]) -> set[int]:
     """Allowances any of these usages may draw on now, in one query (read without a lock;
     each charge re-checks its own once locked)."""
-    ctxs = [ctx for ctx in ctxs if not ctx.steered_personal]
-    if not ctxs:
-        return set()
     at = min(ctx.at for ctx in ctxs)
     holders = Q(line_id__in={ctx.line.pk for ctx in ctxs})
     node_ids = {node for ctx in ctxs for node in ctx.path_ids}
@@ -240,24 +258,32 @@ def usable_buckets_of(*, ctxs: list[ChargingContext]) -> set[int]:
 
 
 def lock_for(
-    *, ctx: ChargingContext, bucket_ids: set[int] = frozenset(), account_ids: set[int] = frozenset()
+    *,
+    ctx: ChargingContext,
+    bucket_ids: set[int] = frozenset(),
+    account_ids: set[int] = frozenset(),
+    limit_ids: set[int] = frozenset(),
 ) -> Locked:
     """Locks, in the global order, every row a grant for ``ctx`` and the given holds may touch."""
-    return lock_for_batch(ctxs=[ctx], bucket_ids=bucket_ids, account_ids=account_ids)
+    return lock_for_batch(ctxs=[ctx], bucket_ids=bucket_ids, account_ids=account_ids, limit_ids=limit_ids)
 
 
 def lock_for_batch(
-    *, ctxs: list[ChargingContext], bucket_ids: set[int] = frozenset(), account_ids: set[int] = frozenset()
+    *,
+    ctxs: list[ChargingContext],
+    bucket_ids: set[int] = frozenset(),
+    account_ids: set[int] = frozenset(),
+    limit_ids: set[int] = frozenset(),
+    at: datetime | None = None,
 ) -> Locked:
-    """Locks every row a batch of charges may touch at once, in the global order, so that
-    batches running side by side can never wait on each other in a cycle."""
-    at = max(ctx.at for ctx in ctxs)
-    limits: list[NodeLimit] = []
-    for unit in sorted({ctx.unit for ctx in ctxs}):
-        node_ids = sorted(
-            {node for ctx in ctxs if ctx.unit == unit and not ctx.steered_personal for node in ctx.path_ids}
-        )
-        limits += node_limits_lock(node_ids=node_ids, unit=unit)
+    """Locks every row a batch of charges (and the holds being released) may touch at once,
+    in the global order, so that batches running side by side never wait on each other in a
+    cycle. Limits roll over to the period of ``at`` (default: the latest charge)."""
+    at = at or max(ctx.at for ctx in ctxs)
+    nodes_by_unit: dict[str, set[int]] = {}
+    for ctx in ctxs:  # steered or not: a batch's records may be steered differently by time of day
+        nodes_by_unit.setdefault(ctx.unit, set()).update(ctx.path_ids)
+    limits = node_limits_lock(nodes_by_unit=nodes_by_unit, limit_ids=set(limit_ids))
     for limit in limits:
         _roll_limit_period(limit=limit, at=at)
     buckets = buckets_lock_by_id(bucket_ids=usable_buckets_of(ctxs=ctxs) | set(bucket_ids))
@@ -289,17 +315,17 @@ def plan_grant(
 ) -> GrantPlan:
     """How much of ``requested`` can be granted now, and what each unit is held on.
 
-    ``must_charge`` is for usage that already happened (offline records): every unit is
-    charged, allowances first, then money even past what may be spent, and it counts
-    against every limit on the path even past it.
+    ``must_charge`` is for usage that already happened (offline records, late reports):
+    nothing is blocked; every unit counts against every limit on the path, even past it, and
+    is charged, allowances first, then money even past what may be spent, with the excess
+    over a limit priced by that limit's policy (overage, personal account).
     """
     plan = GrantPlan(requested=requested, must_charge=must_charge)
     if requested <= 0:
         return plan
     limits = path_limits(ctx=ctx, locked=locked)
-    if must_charge:
-        limits, path = [], limits
-    hard = [limit.headroom for limit in limits if limit.on_exceed == NodeLimit.OnExceed.BLOCK]
+    blocking = [] if must_charge else [limit for limit in limits if limit.on_exceed == NodeLimit.OnExceed.BLOCK]
+    hard = [limit.headroom for limit in blocking]
     soft = [limit for limit in limits if limit.on_exceed != NodeLimit.OnExceed.BLOCK]
     allowed = max(0, min([requested, *hard]))
     binding = min(soft, key=lambda limit: limit.headroom, default=None)
@@ -339,10 +365,14 @@ def plan_grant(
                 price_key=TARIFF,
                 session_used=session_used + got,
             )
+    if must_charge and got < allowed:  # a policy that could not take the excess: charge it as usual
+        got += _draw_allowances_then_money(
+            ctx=ctx, locked=locked, plan=plan, units=allowed - got, session_used=session_used + got
+        )
     plan.units = got
-    plan.limit_ids = [limit.pk for limit in (path if must_charge else limits)] if got else []
+    plan.limit_ids = [limit.pk for limit in limits] if got or must_charge else []
     if got < requested:
-        plan.final_unit_action = _why_short(ctx=ctx, limits=limits, plan=plan, allowed=allowed)
+        plan.final_unit_action = _why_short(ctx=ctx, limits=blocking, plan=plan, allowed=allowed)
     elif plan.throttled:
         plan.final_unit_action = FinalUnitAction.RESTRICT
     return plan
@@ -451,12 +481,16 @@ def _usable(*, bucket: Bucket, ctx: ChargingContext) -> bool:
 
 
 def _roll_limit_period(*, limit: NodeLimit, at: datetime) -> None:
-    """A limit counts from the start of its period; a new period starts from zero."""
+    """A limit counts from the start of its period; a new period starts from zero. A limit
+    set up during a period counts from that period's start."""
     start = period_start(period=limit.period, at=at)
-    if limit.period_start < start:
+    counting = period_start(period=limit.period, at=limit.period_start)
+    if limit.period_start == start or counting > start:
+        return  # the current period already, or ``at`` lies before it: nothing to roll
+    if counting < start:
         limit.used = 0
-        limit.period_start = start
-        NodeLimit.objects.filter(pk=limit.pk).update(used=0, period_start=start)
+    limit.period_start = start
+    NodeLimit.objects.filter(pk=limit.pk).update(used=limit.used, period_start=start)
 
 
 def _roll_spending_period(*, balance: MoneyBalance, at: datetime) -> None:

@@ -6,7 +6,7 @@ balances, so two charges can never wait on each other in a cycle. On SQLite
 ``select_for_update`` is a no-op: its IMMEDIATE transactions serialise writers.
 """
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from charging.models import Bucket, ChargingSession, MoneyBalance, NodeLimit, UsageEvent
 
@@ -28,16 +28,21 @@ def money_balance_lock(*, billing_account_id: int) -> MoneyBalance:
     return MoneyBalance.objects.select_for_update().get(billing_account_id=billing_account_id)
 
 
-def node_limits_lock(*, node_ids: list[int], unit: str) -> list[NodeLimit]:
-    """Limits on a tree path, root first: every path from one root takes them in the same
-    order (level, node), so two charges in one company never wait on each other in a cycle."""
-    if not node_ids:
+def node_limits_lock(*, nodes_by_unit: dict[str, set[int]], limit_ids: set[int] = frozenset()) -> list[NodeLimit]:
+    """Limits on tree paths (per unit), and any others named (e.g. ones a session holds on
+    from before its line moved), in one statement, root first: every path from one root takes
+    them in the same order (level, node, unit), so two charges in one company never wait on
+    each other in a cycle."""
+    wanted = Q(pk__in=limit_ids)
+    for unit, node_ids in nodes_by_unit.items():
+        wanted |= Q(node_id__in=node_ids, unit=unit)
+    if not limit_ids and not any(nodes_by_unit.values()):
         return []
     return list(
         NodeLimit.objects.select_for_update(of=("self",))
-        .filter(node_id__in=node_ids, unit=unit)
+        .filter(wanted)
         .select_related("node")
-        .order_by("node__level", "node_id")
+        .order_by("node__level", "node_id", "unit")
     )
 
 
@@ -60,10 +65,14 @@ def money_balances_lock(*, billing_account_ids: set[int]) -> dict[int, MoneyBala
     return {row.billing_account_id: row for row in rows}
 
 
-def charging_session_lock(*, session_id: str) -> ChargingSession | None:
+def charging_session_lock(*, source: str, session_id: str) -> ChargingSession | None:
     return (
         ChargingSession.objects.select_for_update(of=("self",))
         .select_related("line")
-        .filter(session_id=session_id)
+        .filter(source=source, session_id=session_id)
         .first()
     )
+
+
+def charging_session_lock_by_pk(*, pk: int) -> ChargingSession:
+    return ChargingSession.objects.select_for_update(of=("self",)).select_related("line").get(pk=pk)

@@ -273,7 +273,7 @@ class LedgerEntry(models.Model):
     units = models.BigIntegerField(default=0, help_text="Change of the bucket, in its unit.")
     amount = MoneyField(default=0, help_text="Change of the money balance.")
     usage_event = models.ForeignKey(UsageEvent, on_delete=models.PROTECT, null=True, blank=True)
-    reference = models.CharField(max_length=100, blank=True, help_text="Order, payment or session id.")
+    reference = models.CharField(max_length=200, blank=True, help_text="Order, payment, session or event id.")
     reason = models.CharField(max_length=255, blank=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -352,7 +352,8 @@ class ChargingSession(models.Model):
         TERMINATED = "terminated", "Terminated"
         EXPIRED = "expired", "Expired"
 
-    session_id = models.CharField(max_length=100, unique=True)
+    source = models.CharField(max_length=50, default="network", help_text="The network element's id space.")
+    session_id = models.CharField(max_length=100)
     line = models.ForeignKey(Line, on_delete=models.PROTECT, related_name="charging_sessions")
     service = models.CharField(max_length=16, choices=Service.choices)
     zone = models.CharField(max_length=16, choices=Zone.choices, default=Zone.HOME)
@@ -366,6 +367,9 @@ class ChargingSession(models.Model):
     class Meta:
         ordering = ["-opened_at", "-pk"]
         indexes = [models.Index(fields=["line", "-opened_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "session_id"], name="charging_session_once_per_source")
+        ]
 
     def __str__(self) -> str:
         return self.session_id
@@ -420,7 +424,9 @@ class ReservationHold(models.Model):
 class ChargingRequest(models.Model):
     """The answer given to one online request, kept so a repeat gets the same answer."""
 
-    key = models.CharField(max_length=160, unique=True, help_text="session id#request number, or event:<id>.")
+    key = models.CharField(
+        max_length=200, unique=True, help_text="source:session id#request number, or event:source:id."
+    )
     kind = models.CharField(max_length=16)
     answer = models.JSONField()
     status_code = models.PositiveSmallIntegerField(default=200)

@@ -28,7 +28,7 @@ from charging.grants import (
     lock_for,
     plan_grant,
 )
-from charging.locks import charging_session_lock
+from charging.locks import charging_session_lock, charging_session_lock_by_pk
 from charging.models import (
     ChargingRequest,
     ChargingSession,
@@ -61,6 +61,9 @@ class ChargingError(Exception):
         return answer
 
 
+NETWORK = "network"  # the id space of requests that name no source of their own
+
+
 def grant_validity() -> timedelta:
     return timedelta(seconds=getattr(settings, "CHARGING_GRANT_VALIDITY_SECONDS", 300))
 
@@ -76,15 +79,17 @@ def session_start(
     requested_units: int,
     zone: str = Zone.HOME,
     request_number: int = 0,
+    source: str = NETWORK,
     at: datetime | None = None,
 ) -> dict:
-    """Opens a session and grants up to ``requested_units`` (the answer says how many)."""
+    """Opens a session and grants up to ``requested_units`` (the answer says how many).
+    Session ids are unique per ``source`` (the network element that sends them)."""
     _check_service_and_zone(service=service, zone=zone)
     _check_units(requested_units=requested_units)
     if request_number != 0:
         raise ChargingError("out_of_order", "A session starts with request number 0.", field="request_number")
-    key = _request_key(session_id, request_number)
-    return _once(key, lambda: _session_start(key, session_id, msisdn, service, zone, requested_units, at))
+    key = _request_key(source, session_id, request_number)
+    return _once(key, lambda: _session_start(key, source, session_id, msisdn, service, zone, requested_units, at))
 
 
 def session_update(
@@ -93,29 +98,34 @@ def session_update(
     request_number: int,
     used_units: int,
     requested_units: int = 0,
+    source: str = NETWORK,
     at: datetime | None = None,
 ) -> dict:
     """Settles what the session used since its last grant and grants more if asked."""
     _check_units(requested_units=requested_units, used_units=used_units)
-    key = _request_key(session_id, request_number)
-    return _once(key, lambda: _session_continue(key, session_id, request_number, used_units, requested_units, at))
+    key = _request_key(source, session_id, request_number)
+    return _once(
+        key, lambda: _session_continue(key, source, session_id, request_number, used_units, requested_units, at)
+    )
 
 
-def session_terminate(*, session_id: str, request_number: int, used_units: int, at: datetime | None = None) -> dict:
+def session_terminate(
+    *, session_id: str, request_number: int, used_units: int, source: str = NETWORK, at: datetime | None = None
+) -> dict:
     """Settles the final usage and releases whatever was granted but not used."""
     _check_units(used_units=used_units)
-    key = _request_key(session_id, request_number)
-    return _once(key, lambda: _session_continue(key, session_id, request_number, used_units, None, at))
+    key = _request_key(source, session_id, request_number)
+    return _once(key, lambda: _session_continue(key, source, session_id, request_number, used_units, None, at))
 
 
-def _session_start(key, session_id, msisdn, service, zone, requested, at) -> dict:
+def _session_start(key, source, session_id, msisdn, service, zone, requested, at) -> dict:
     at = at or timezone.now()
     line = _active_line(msisdn)
     # The new row is this transaction's until it commits: a twin start waits on its unique key.
     session = ChargingSession.objects.create(
-        session_id=session_id, line=line, service=service, zone=zone, opened_at=at, updated_at=at
+        source=source, session_id=session_id, line=line, service=service, zone=zone, opened_at=at, updated_at=at
     )
-    ctx = charging_context(line=line, service=service, zone=zone, at=at)
+    ctx = charging_context(line=line, service=service, zone=zone, at=at, session_id=session.pk)
     locked = lock_for(ctx=ctx)
     plan = plan_grant(ctx=ctx, locked=locked, requested=requested)
     _hold(session=session, plan=plan, locked=locked, at=at)
@@ -126,12 +136,12 @@ def _session_start(key, session_id, msisdn, service, zone, requested, at) -> dic
     return answer
 
 
-def _session_continue(key, session_id, request_number, used, requested, at) -> dict:
+def _session_continue(key, source, session_id, request_number, used, requested, at) -> dict:
     at = at or timezone.now()
-    session = charging_session_lock(session_id=session_id)
+    session = charging_session_lock(source=source, session_id=session_id)
     if session is None:
         raise ChargingError("unknown_session", f"No session {session_id}.", field="session_id", status=404)
-    if session.status != ChargingSession.Status.OPEN:
+    if session.status == ChargingSession.Status.TERMINATED:
         raise ChargingError("session_closed", f"Session {session_id} is {session.status}.", status=409)
     if request_number != session.request_number + 1:
         raise ChargingError(
@@ -140,18 +150,21 @@ def _session_continue(key, session_id, request_number, used, requested, at) -> d
             field="request_number",
             status=409,
         )
+    if session.status == ChargingSession.Status.EXPIRED:
+        return _late_report(key=key, session=session, request_number=request_number, used=used, at=at)
     reservation = session.reservations.filter(status=Reservation.Status.OPEN).first()
     granted = reservation.units if reservation else 0
     if used > granted:
         raise ChargingError(
             "used_exceeds_grant", f"Reported {used} units but {granted} were granted.", field="used_units"
         )
-    ctx = charging_context(line=session.line, service=session.service, zone=session.zone, at=at)
+    ctx = charging_context(line=session.line, service=session.service, zone=session.zone, at=at, session_id=session.pk)
     holds = list(reservation.holds.select_related("money_balance")) if reservation else []
     locked = lock_for(
         ctx=ctx,
         bucket_ids={h.bucket_id for h in holds if h.bucket_id},
         account_ids={h.money_balance.billing_account_id for h in holds if h.money_balance_id},
+        limit_ids={h.limit_id for h in holds if h.limit_id},
     )
     settled = Settled()
     if reservation is not None:
@@ -162,8 +175,9 @@ def _session_continue(key, session_id, request_number, used, requested, at) -> d
             limit_ids=[h.limit_id for h in holds if h.limit_id],
             reserved_units=reservation.units,
             used=used,
-            reference=f"session:{session_id}",
+            reference=_session_reference(session),
             session_used=session.used_units,
+            rated_from=reservation.granted_at,
         )
         reservation.status = Reservation.Status.SETTLED
         reservation.save(update_fields=["status"])
@@ -172,17 +186,75 @@ def _session_continue(key, session_id, request_number, used, requested, at) -> d
         plan = plan_grant(ctx=ctx, locked=locked, requested=requested, session_used=session.used_units + used)
         _hold(session=session, plan=plan, locked=locked, at=at)
     locked_save(locked)
+    return _session_answered(
+        key=key,
+        session=session,
+        request_number=request_number,
+        used=used,
+        settled=settled,
+        plan=plan,
+        at=at,
+        ends=requested is None,
+        ctx=ctx,
+        locked=locked,
+    )
+
+
+def _late_report(*, key, session: ChargingSession, request_number: int, used: int, at: datetime) -> dict:
+    """Usage reported after the session's grant expired and was released. It happened, so it
+    is charged like an offline record (nothing blocked, limits counted), up to what the last
+    grant allowed; the session stays ended and grants nothing more."""
+    last = session.reservations.filter(status=Reservation.Status.EXPIRED).order_by("-granted_at").first()
+    granted = last.units if last else 0
+    if used > granted:
+        raise ChargingError(
+            "used_exceeds_grant", f"Reported {used} units but {granted} were granted.", field="used_units"
+        )
+    ctx = charging_context(line=session.line, service=session.service, zone=session.zone, at=at, session_id=session.pk)
+    locked = lock_for(ctx=ctx)
+    plan = plan_grant(ctx=ctx, locked=locked, requested=used, session_used=session.used_units, must_charge=True)
+    settled = settle(
+        ctx=ctx,
+        locked=locked,
+        holds=plan.holds,
+        limit_ids=plan.limit_ids,
+        reserved_units=0,
+        used=used,
+        reference=_session_reference(session),
+        session_used=session.used_units,
+        rated_from=last.granted_at if last else at,
+    )
+    locked_save(locked)
+    return _session_answered(
+        key=key,
+        session=session,
+        request_number=request_number,
+        used=used,
+        settled=settled,
+        plan=GrantPlan(requested=0),
+        at=at,
+        ends=False,
+        ctx=ctx,
+        locked=locked,
+    )
+
+
+def _session_answered(*, key, session, request_number, used, settled, plan, at, ends: bool, ctx, locked) -> dict:
     session.request_number = request_number
     session.used_units += used
     session.amount_charged += settled.amount
     session.updated_at = at
-    if requested is None:
+    if ends and session.status == ChargingSession.Status.OPEN:
         session.status = ChargingSession.Status.TERMINATED
     session.save(update_fields=["request_number", "used_units", "amount_charged", "updated_at", "status"])
     answer = _answer(session=session, request_number=request_number, plan=plan, settled=settled, at=at)
-    _remember(key, "terminate" if requested is None else "update", answer)
+    _remember(key, "terminate" if ends else "update", answer)
     _after_settlement(ctx=ctx, locked=locked, at=at)
     return answer
+
+
+def _session_reference(session: ChargingSession) -> str:
+    return f"session:{session.source}:{session.session_id}"
 
 
 # --- Single events ---------------------------------------------------------------------------------
@@ -196,14 +268,16 @@ def event_charge(
     units: int = 1,
     zone: str = Zone.HOME,
     price: Decimal | None = None,
+    source: str = NETWORK,
     at: datetime | None = None,
 ) -> dict:
-    """Charges a single event (an SMS, a content purchase at ``price``) whole, or not at all."""
+    """Charges a single event (an SMS, a content purchase at ``price``) whole, or not at all.
+    Event ids are unique per ``source``."""
     _check_service_and_zone(service=service, zone=zone)
     _check_units(units=units)
     if price is not None and money(price) < 0:
         raise ChargingError("invalid", "A price cannot be negative.", field="price")
-    key = f"event:{event_id}"
+    key = event_key(source, event_id)
     return _once(key, lambda: _event_charge(key, event_id, msisdn, service, units, zone, price, at))
 
 
@@ -249,25 +323,29 @@ def _event_charge(key, event_id, msisdn, service, units, zone, price, at) -> dic
     return answer
 
 
-def event_refund(*, event_id: str, reason: str = "", actor=None, at: datetime | None = None) -> dict:
+def event_refund(
+    *, event_id: str, reason: str = "", actor=None, source: str = NETWORK, at: datetime | None = None
+) -> dict:
     """Gives back what a single event took: allowance units to their buckets, money to its
     balance, and the units to the limits they counted against. Once per event."""
-    key = f"refund:{event_id}"
-    return _once(key, lambda: _event_refund(key, event_id, reason, actor, at))
+    charged_key = event_key(source, event_id)
+    key = f"refund:{charged_key}"
+    return _once(key, lambda: _event_refund(key, charged_key, event_id, reason, actor, at))
 
 
-def _event_refund(key, event_id, reason, actor, at) -> dict:
+def _event_refund(key, charged_key, event_id, reason, actor, at) -> dict:
     at = at or timezone.now()
-    charged = ChargingRequest.objects.filter(key=f"event:{event_id}").first()
+    charged = ChargingRequest.objects.filter(key=charged_key).first()
     if charged is None:
         raise ChargingError("unknown_event", f"No charged event {event_id}.", field="event_id", status=404)
-    entries = list(LedgerEntry.objects.filter(reference=f"event:{event_id}", kind=LedgerEntry.Kind.USAGE))
+    entries = list(LedgerEntry.objects.filter(reference=charged_key, kind=LedgerEntry.Kind.USAGE))
     line = Line.objects.get(pk=charged.answer["line"])
     ctx = charging_context(line=line, service=charged.answer["service"], zone=Zone.HOME, at=at)
     locked = lock_for(
         ctx=ctx,
         bucket_ids={e.bucket_id for e in entries if e.bucket_id},
         account_ids={e.billing_account_id for e in entries if e.money_balance_id},
+        limit_ids=set(charged.answer["limits"]),
     )
     refunds = []
     for entry in entries:
@@ -320,20 +398,20 @@ def reservations_expire(*, now: datetime | None = None, limit: int = 500) -> int
     """
     now = now or timezone.now()
     lapsed = Reservation.objects.filter(status=Reservation.Status.OPEN, expires_at__lte=now).values_list(
-        "session__session_id", flat=True
+        "session_id", flat=True
     )
     idle = (
         ChargingSession.objects.filter(status=ChargingSession.Status.OPEN, updated_at__lte=now - grant_validity())
         .exclude(reservations__status=Reservation.Status.OPEN)
-        .values_list("session_id", flat=True)
+        .values_list("pk", flat=True)
     )
     due = list(lapsed[:limit]) + list(idle[:limit])
-    return sum(1 for session_id in due if _session_expire(session_id=session_id, now=now))
+    return sum(1 for session_pk in due if _session_expire(session_pk=session_pk, now=now))
 
 
 @transaction.atomic
-def _session_expire(*, session_id: str, now: datetime) -> bool:
-    session = charging_session_lock(session_id=session_id)
+def _session_expire(*, session_pk: int, now: datetime) -> bool:
+    session = charging_session_lock_by_pk(pk=session_pk)
     if session.status != ChargingSession.Status.OPEN:
         return False
     reservation = session.reservations.filter(status=Reservation.Status.OPEN).first()
@@ -351,6 +429,7 @@ def _session_expire(*, session_id: str, now: datetime) -> bool:
         ctx=ctx,
         bucket_ids={h.bucket_id for h in holds if h.bucket_id},
         account_ids={h.money_balance.billing_account_id for h in holds if h.money_balance_id},
+        limit_ids={h.limit_id for h in holds if h.limit_id},
     )
     settle(
         ctx=ctx,
@@ -359,7 +438,7 @@ def _session_expire(*, session_id: str, now: datetime) -> bool:
         limit_ids=[h.limit_id for h in holds if h.limit_id],
         reserved_units=reservation.units,
         used=0,
-        reference=f"session:{session_id}",
+        reference=_session_reference(session),
         session_used=session.used_units,
     )
     locked_save(locked)
@@ -426,29 +505,41 @@ def _after_settlement(*, ctx: ChargingContext, locked: Locked, at: datetime) -> 
 
 
 def _once(key: str, work) -> dict:
-    """Runs ``work`` in one transaction unless ``key`` was answered before; a twin delivered
-    at the same moment loses on the unique key and gets the first answer."""
-    stored = ChargingRequest.objects.filter(key=key).values_list("answer", flat=True).first()
+    """Runs ``work`` in one transaction unless ``key`` was answered before. A twin delivered
+    at the same moment waits for the first (on the unique key or the session's lock) and
+    gets its answer, not the refusal the changed state would give it."""
+    stored = _stored_answer(key)
     if stored is not None:
         return stored
     try:
         with transaction.atomic():
             return work()
-    except IntegrityError:
-        stored = ChargingRequest.objects.filter(key=key).values_list("answer", flat=True).first()
+    except (IntegrityError, ChargingError):
+        stored = _stored_answer(key)
         if stored is None:
             raise
         return stored
+
+
+def _stored_answer(key: str) -> dict | None:
+    return ChargingRequest.objects.filter(key=key).values_list("answer", flat=True).first()
 
 
 def _remember(key: str, kind: str, answer: dict) -> None:
     ChargingRequest.objects.create(key=key, kind=kind, answer=answer)
 
 
-def _request_key(session_id: str, request_number: int) -> str:
+def _request_key(source: str, session_id: str, request_number: int) -> str:
     if not session_id or len(session_id) > 100:
         raise ChargingError("invalid", "A session id of 1 to 100 characters is required.", field="session_id")
-    return f"{session_id}#{request_number}"
+    return f"{source}:{session_id}#{request_number}"
+
+
+def event_key(source: str, event_id: str) -> str:
+    """Where a single event's answer is kept: event ids are unique per source."""
+    if not event_id or len(event_id) > 100:
+        raise ChargingError("invalid", "An event id of 1 to 100 characters is required.", field="event_id")
+    return f"event:{source}:{event_id}"
 
 
 def _answer(*, session: ChargingSession, request_number: int, plan: GrantPlan, settled: Settled, at) -> dict:

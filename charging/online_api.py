@@ -14,12 +14,13 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from charging.api import MayPostUsage
+from charging.api import MayPostUsage, source_of
 from charging.grants import FinalUnitAction
 from charging.models import ChargingRequest, ChargingSession
 from charging.online import (
     ChargingError,
     event_charge,
+    event_key,
     event_refund,
     session_start,
     session_terminate,
@@ -179,8 +180,9 @@ class SessionStartView(OnlineChargingView):
     )
     def post(self, request):
         data = _valid(SessionStartInputSerializer, request)
-        repeat = ChargingSession.objects.filter(session_id=data["session_id"]).exists()
-        answer = session_start(**data)
+        source = source_of(request)
+        repeat = ChargingSession.objects.filter(source=source, session_id=data["session_id"]).exists()
+        answer = session_start(**data, source=source)
         return Response(
             SessionAnswerSerializer(answer).data, status=status.HTTP_200_OK if repeat else status.HTTP_201_CREATED
         )
@@ -202,7 +204,7 @@ class SessionUpdateView(OnlineChargingView):
     )
     def post(self, request, session_id: str):
         data = _valid(SessionUpdateInputSerializer, request)
-        answer = session_update(session_id=session_id, **data)
+        answer = session_update(session_id=session_id, **data, source=source_of(request))
         return Response(SessionAnswerSerializer(answer).data)
 
 
@@ -224,7 +226,7 @@ class SessionTerminateView(OnlineChargingView):
     )
     def post(self, request, session_id: str):
         data = _valid(SessionTerminateInputSerializer, request)
-        answer = session_terminate(session_id=session_id, **data)
+        answer = session_terminate(session_id=session_id, **data, source=source_of(request))
         return Response(SessionAnswerSerializer(answer).data)
 
 
@@ -248,9 +250,9 @@ class EventChargeView(OnlineChargingView):
     )
     def post(self, request):
         data = _valid(EventChargeInputSerializer, request)
-        # The engine keeps each event's answer under this key; a repeat finds it.
-        repeat = ChargingRequest.objects.filter(key=f"event:{data['event_id']}").exists()
-        answer = event_charge(**data)
+        source = source_of(request)
+        repeat = ChargingRequest.objects.filter(key=event_key(source, data["event_id"])).exists()
+        answer = event_charge(**data, source=source)
         return Response(
             EventAnswerSerializer(answer).data, status=status.HTTP_200_OK if repeat else status.HTTP_201_CREATED
         )
@@ -271,5 +273,5 @@ class EventRefundView(OnlineChargingView):
     )
     def post(self, request, event_id: str):
         data = _valid(EventRefundInputSerializer, request)
-        answer = event_refund(event_id=event_id, reason=data["reason"], actor=request.user)
+        answer = event_refund(event_id=event_id, reason=data["reason"], actor=request.user, source=source_of(request))
         return Response(RefundAnswerSerializer(answer).data)

@@ -10,7 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from charging import live
-from charging.grants import charging_contexts, lock_for_batch, plan_grant
+from charging.grants import charging_contexts, context_at, lock_for_batch, plan_grant
 from charging.locks import money_balance_lock, usage_event_lock, usage_events_lock
 from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
 from charging.settlement import locked_save, settle
@@ -224,9 +224,11 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
 
     Usage that happened is charged whole: allowances first (the line's own, then the pools
     of its cost centres, by priority and soonest expiry), then money, even past what may be
-    spent; it counts against every limit on the line's path. Every row the batch touches is
-    locked once, in the global order, and written back once. An event already charged or
-    rejected is skipped, so a re-delivered batch changes nothing.
+    spent; it counts against every limit on the line's path (in the period it happened in;
+    a record of a period already closed counts in none), with the excess over a limit priced
+    by its policy. Who pays (BYOD steering) is decided by each record's own time. Every row
+    the batch touches is locked once, in the global order, and written back once. An event
+    already charged or rejected is skipped, so a re-delivered batch changes nothing.
     """
     events = list(usage_events_lock(event_ids=event_ids).filter(status=UsageEvent.Status.RECEIVED))
     if not events:
@@ -235,16 +237,20 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
         line.pk: line
         for line in Line.objects.select_related("billing_account").filter(pk__in={e.line_id for e in events})
     }
-    keys = sorted({(e.line_id, e.service, e.zone) for e in events})
-    requests = [(lines[line_id], service, zone, min(e.occurred_at for e in events)) for line_id, service, zone in keys]
-    contexts = dict(zip(keys, charging_contexts(requests=requests), strict=True))
-    locked = lock_for_batch(ctxs=list(contexts.values()))
     now = timezone.now()
+    keys = sorted({(e.line_id, e.service, e.zone) for e in events})
+    first = min(e.occurred_at for e in events)
+    contexts = dict(
+        zip(
+            keys, charging_contexts(requests=[(lines[line], svc, zone, first) for line, svc, zone in keys]), strict=True
+        )
+    )
+    locked = lock_for_batch(ctxs=list(contexts.values()), at=now)
     used_in_batch: dict[tuple[int, str], int] = {}  # earlier records of the batch count towards volume tiers
     for event in sorted(events, key=lambda e: (e.occurred_at, e.pk)):
-        ctx = contexts[(event.line_id, event.service, event.zone)]
+        ctx = context_at(contexts[(event.line_id, event.service, event.zone)], event.occurred_at)
         earlier = used_in_batch.get((event.line_id, event.service), 0)
-        ctx = replace(ctx, at=event.occurred_at, period_used=ctx.period_used + earlier)
+        ctx = replace(ctx, period_used=ctx.period_used + earlier)
         used_in_batch[(event.line_id, event.service)] = earlier + event.quantity
         plan = plan_grant(ctx=ctx, locked=locked, requested=event.quantity, must_charge=True)
         settled = settle(

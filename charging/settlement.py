@@ -4,6 +4,7 @@ rows the caller locked (``charging.grants.lock_for``) and writes them back once.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
 from charging.grants import OVERAGE, ChargingContext, HoldPlan, Locked
@@ -30,6 +31,7 @@ def settle(
     reference: str,
     session_used: int,
     usage_event_id: int | None = None,
+    rated_from: datetime | None = None,
 ) -> Settled:
     """Takes ``used`` units from the holds in their order and releases the rest of each hold;
     writes one ledger entry per balance that moved."""
@@ -62,7 +64,13 @@ def settle(
         balance.reserved -= hold.amount if reserved_units else 0
         if not take:
             continue
-        amount = money_for(ctx=ctx, hold=hold, units=take, session_used=session_used + used - left - take)
+        amount = money_for(
+            ctx=ctx,
+            hold=hold,
+            units=take,
+            session_used=session_used + used - left - take,
+            started_at=rated_from or ctx.at,
+        )
         balance.amount -= amount
         balance.period_spent += amount
         settled.amount += amount
@@ -78,15 +86,17 @@ def settle(
                 created_at=ctx.at,
             )
         )
-    for limit in locked.limits:
-        if limit.pk in limit_ids:
-            limit.reserved -= reserved_units
+    limits = {limit.pk: limit for limit in locked.limits}
+    for limit_id in limit_ids:
+        limit = limits[limit_id]  # a KeyError here is a hold the caller forgot to lock: never skip it
+        limit.reserved -= reserved_units
+        if ctx.at >= limit.period_start:  # usage of a period already closed counts in none
             limit.used += used
     LedgerEntry.objects.bulk_create(entries)
     return settled
 
 
-def money_for(*, ctx: ChargingContext, hold: HoldPlan, units: int, session_used: int) -> Decimal:
+def money_for(*, ctx: ChargingContext, hold: HoldPlan, units: int, session_used: int, started_at: datetime) -> Decimal:
     """What ``units`` of a money hold cost, never more than the hold: tariff usage is rated
     again (increments, bands); overage is priced pro rata, rounded up."""
     if units == hold.units:
@@ -97,7 +107,7 @@ def money_for(*, ctx: ChargingContext, hold: HoldPlan, units: int, session_used:
         tariff=ctx.tariff,
         rates=ctx.rates,
         zone=ctx.zone,
-        started_at=ctx.at,
+        started_at=started_at,
         units=units,
         session_used=session_used,
         period_used=ctx.period_used + session_used,

@@ -114,3 +114,34 @@ def test_sixteen_workers_never_overspend_any_limit_on_the_path_and_reconcile():
     assert (pool.remaining, pool.reserved) == (0, 0)  # drained to the last byte, not past it
     assert a + b + f == 180 * MB
     assert ledger_mismatches() == []
+
+
+def test_the_same_update_delivered_eight_times_at_once_gets_one_answer_and_settles_once():
+    require_postgres()
+    pool, limits, lines = branchy_company()
+    msisdn = lines[1][0].msisdn  # a line without a device limit
+    granted = session_start(session_id="twin", msisdn=msisdn, service="data", requested_units=4 * MB)
+    assert granted["granted_units"] == 4 * MB
+    answers: list = []
+    barrier = threading.Barrier(8)
+
+    def deliver() -> None:
+        try:
+            barrier.wait()
+            answers.append(session_update(session_id="twin", request_number=1, used_units=3 * MB, requested_units=MB))
+        except Exception as exc:  # noqa: BLE001 - any refusal is a failure here
+            answers.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(answers) == 8
+    assert all(answer == answers[0] for answer in answers)
+    assert answers[0]["used_units"] == 3 * MB
+    assert ChargingSession.objects.get(session_id="twin").used_units == 3 * MB
+    assert ledger_mismatches() == []

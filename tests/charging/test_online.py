@@ -73,7 +73,7 @@ def test_a_repeated_request_gets_the_first_answer_and_changes_nothing():
 
     assert again["used_units"] == 10 * MB
     assert counters(bucket) == [(90 * MB, 10 * MB)]
-    assert LedgerEntry.objects.filter(reference="session:s-1").count() == 1
+    assert LedgerEntry.objects.filter(reference="session:network:s-1").count() == 1
 
 
 def test_out_of_order_and_late_requests_are_refused_without_changes():
@@ -230,9 +230,22 @@ def test_a_vanished_session_has_its_grant_released_by_expiry():
 
     assert counters(bucket) == [(100 * MB, 0)]
     assert Reservation.objects.get().status == "expired"
-    with pytest.raises(ChargingError) as late:
-        session_terminate(session_id="s-1", request_number=1, used_units=MB)
-    assert late.value.code == "session_closed"
+    assert ChargingSession.objects.get().status == "expired"
+
+
+def test_usage_reported_after_expiry_is_still_charged_up_to_the_last_grant():
+    line = LineFactory()
+    bucket = data_bucket(line, 100 * MB)
+    start(line, units=30 * MB)
+    reservations_expire(now=timezone.now() + timedelta(hours=1))
+
+    with pytest.raises(ChargingError) as too_much:
+        session_terminate(session_id="s-1", request_number=1, used_units=31 * MB)
+    late = session_terminate(session_id="s-1", request_number=1, used_units=12 * MB)
+
+    assert (too_much.value.code, late["used_units"], late["granted_units"]) == ("used_exceeds_grant", 12 * MB, 0)
+    assert counters(bucket) == [(88 * MB, 0)]
+    assert ledger_mismatches() == []
 
 
 def test_a_single_event_is_charged_once_and_refunded_once():

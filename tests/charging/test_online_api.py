@@ -195,7 +195,7 @@ def test_an_sms_is_charged_once_on_a_repeat_and_a_refund_gives_the_money_back(us
     assert refund_again.json() == refund.json()
     balance.refresh_from_db()
     assert balance.amount == Decimal("1.0000")
-    assert LedgerEntry.objects.get(reference="refund:sms-1").reason == "Not delivered"
+    assert LedgerEntry.objects.get(kind=LedgerEntry.Kind.REFUND).reason == "Not delivered"
 
 
 def test_a_refund_of_an_unknown_event_answers_404(usage_poster, line):
