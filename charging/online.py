@@ -37,7 +37,7 @@ from charging.models import (
     ReservationHold,
     Tariff,
 )
-from charging.settlement import Settled, locked_save, settle
+from charging.settlement import Settled, charge_used, locked_save, settle
 from charging.thresholds import thresholds_check
 from charging.units import Service, Zone
 from portal.models import Line
@@ -212,13 +212,9 @@ def _late_report(*, key, session: ChargingSession, request_number: int, used: in
         )
     ctx = charging_context(line=session.line, service=session.service, zone=session.zone, at=at, session_id=session.pk)
     locked = lock_for(ctx=ctx)
-    plan = plan_grant(ctx=ctx, locked=locked, requested=used, session_used=session.used_units, must_charge=True)
-    settled = settle(
+    settled = charge_used(
         ctx=ctx,
         locked=locked,
-        holds=plan.holds,
-        limit_ids=plan.limit_ids,
-        reserved_units=0,
         used=used,
         reference=_session_reference(session),
         session_used=session.used_units,

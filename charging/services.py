@@ -10,10 +10,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from charging import live
-from charging.grants import charging_contexts, context_at, lock_for_batch, plan_grant
+from charging.grants import charging_contexts, context_at, lock_for_batch
 from charging.locks import money_balance_lock, usage_event_lock, usage_events_lock
 from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
-from charging.settlement import locked_save, settle
+from charging.settlement import charge_used, locked_save
 from charging.thresholds import thresholds_check
 from charging.usage_records import usage_record_parse
 from enterprise.models import CostCentre
@@ -252,17 +252,8 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
         earlier = used_in_batch.get((event.line_id, event.service), 0)
         ctx = replace(ctx, period_used=ctx.period_used + earlier)
         used_in_batch[(event.line_id, event.service)] = earlier + event.quantity
-        plan = plan_grant(ctx=ctx, locked=locked, requested=event.quantity, must_charge=True)
-        settled = settle(
-            ctx=ctx,
-            locked=locked,
-            holds=plan.holds,
-            limit_ids=plan.limit_ids,
-            reserved_units=0,
-            used=event.quantity,
-            reference=f"usage:{event.external_id}",
-            session_used=0,
-            usage_event_id=event.pk,
+        settled = charge_used(
+            ctx=ctx, locked=locked, used=event.quantity, reference=f"usage:{event.external_id}", usage_event_id=event.pk
         )
         event.status = UsageEvent.Status.CHARGED
         event.units_from_buckets = settled.from_allowances

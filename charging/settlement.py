@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
-from charging.grants import OVERAGE, ChargingContext, HoldPlan, Locked
+from charging.grants import OVERAGE, ChargingContext, HoldPlan, Locked, plan_grant
 from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit
 from charging.rating import rate
 from portal.money import MONEY_QUANTUM
@@ -94,6 +94,33 @@ def settle(
             limit.used += used
     LedgerEntry.objects.bulk_create(entries)
     return settled
+
+
+def charge_used(
+    *,
+    ctx: ChargingContext,
+    locked: Locked,
+    used: int,
+    reference: str,
+    session_used: int = 0,
+    usage_event_id: int | None = None,
+    rated_from: datetime | None = None,
+) -> Settled:
+    """Charges usage that already happened (an offline record, a late report): planned with
+    nothing blocked and settled at once, with no hold in between."""
+    plan = plan_grant(ctx=ctx, locked=locked, requested=used, session_used=session_used, must_charge=True)
+    return settle(
+        ctx=ctx,
+        locked=locked,
+        holds=plan.holds,
+        limit_ids=plan.limit_ids,
+        reserved_units=0,
+        used=used,
+        reference=reference,
+        session_used=session_used,
+        usage_event_id=usage_event_id,
+        rated_from=rated_from,
+    )
 
 
 def money_for(*, ctx: ChargingContext, hold: HoldPlan, units: int, session_used: int, started_at: datetime) -> Decimal:
