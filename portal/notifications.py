@@ -73,6 +73,10 @@ def notification_send(*, customer: Customer, subject: str, body: str, kind: str,
     return notification
 
 
+class NoAddress(Exception):
+    """The chosen channel has no address to send to."""
+
+
 def notification_deliver(*, notification_id: int) -> None:
     """Sends a pending e-mail or SMS notification and records whether it went out.
 
@@ -87,6 +91,10 @@ def notification_deliver(*, notification_id: int) -> None:
         return
     try:
         _deliver(notification)
+    except NoAddress as missing:
+        # The customer chose a channel but left no address for it: kept as failed, for an agent.
+        logger.warning("notification %s by %s not sent: %s", notification.pk, notification.channel, missing)
+        status = Notification.Status.FAILED
     except Exception:
         logger.exception("notification %s by %s failed", notification.pk, notification.channel)
         status = Notification.Status.FAILED
@@ -105,10 +113,10 @@ def _deliver(notification: Notification) -> None:
         else:
             address = (preferences.notification_email if preferences else "") or notification.customer.email
         if not address:
-            raise ValueError("no e-mail address to send to")
+            raise NoAddress("no e-mail address to send to")
         send_mail(notification.subject, notification.body, None, [address])
     elif notification.channel == Channel.SMS:
         msisdn = preferences.notification_msisdn if preferences else ""
         if not msisdn:
-            raise ValueError("no phone number to send to")
+            raise NoAddress("no phone number to send to")
         sms_gateway().send(msisdn=msisdn, text=notification.body)
