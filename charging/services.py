@@ -133,8 +133,7 @@ def money_post(
         reference=reference,
         actor=actor,
     )
-    for line_id in billing_account.lines.values_list("pk", flat=True):
-        live.line_changed_on_commit(line_id=line_id)
+    live.changed_on_commit(account_ids=[billing_account.pk])
     return entry
 
 
@@ -263,9 +262,9 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     UsageEvent.objects.bulk_update(events, ["status", "units_from_buckets", "amount_charged", "charged_at"])
     at = max(e.occurred_at for e in events)
     thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
-    live.lines_and_nodes_changed_on_commit(
-        line_ids=sorted({ctx.line.pk for ctx in contexts.values()}),
-        node_ids=sorted({node for ctx in contexts.values() for node in ctx.path_ids}),
+    live.changed_on_commit(
+        line_ids=[ctx.line.pk for ctx in contexts.values()],
+        node_ids=[node for ctx in contexts.values() for node in ctx.path_ids],
     )
     return len(events)
 

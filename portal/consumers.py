@@ -1,7 +1,7 @@
 """The live websocket: pushes balance changes of the lines a user may see.
 
-On connect it joins the groups of the user's own lines and, for a telecom manager, of the
-cost centres they manage (every charge below a node is pushed to that node's group). A client
+On connect it joins the groups of the user's own lines and their billing accounts and, for a
+telecom manager, of the cost centres they manage (every charge below a node is pushed to that node's group). A client
 may also subscribe to one more line by id, which is allowed only if the user may see that
 line. Consumers never write.
 """
@@ -9,7 +9,7 @@ line. Consumers never write.
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from charging.live import line_group, node_group
+from charging.live import account_group, line_group, node_group
 from enterprise.models import ManagerAssignment
 from portal.selectors import lines_owned_by, lines_visible_to
 
@@ -24,8 +24,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         self.groups_joined: set[str] = set()
         await self.accept()
-        for line_id in await self._own_line_ids(user):
+        line_ids, account_ids = await self._own_lines_and_accounts(user)
+        for line_id in line_ids:
             await self._join(line_group(line_id))
+        for account_id in account_ids:
+            await self._join(account_group(account_id))
         for node_id in await self._managed_node_ids(user):
             await self._join(node_group(node_id))
         await self.send_json(
@@ -51,6 +54,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def line_changed(self, event):
         await self.send_json({"type": "line.changed", "line": event["line"], **event["snapshot"]})
 
+    async def account_changed(self, event):
+        await self.send_json({"type": "account.changed", "account": event["account"], "money": event["money"]})
+
     async def node_changed(self, event):
         await self.send_json({"type": "node.changed", "node": event["node"], **event["snapshot"]})
 
@@ -65,8 +71,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         return {int(g.split(".")[1]) for g in self.groups_joined if g.startswith(f"{kind}.")}
 
     @database_sync_to_async
-    def _own_line_ids(self, user) -> list[int]:
-        return list(lines_owned_by(user=user).values_list("pk", flat=True))
+    def _own_lines_and_accounts(self, user) -> tuple[list[int], set[int]]:
+        rows = list(lines_owned_by(user=user).values_list("pk", "billing_account_id"))
+        return [line_id for line_id, _ in rows], {account_id for _, account_id in rows}
 
     @database_sync_to_async
     def _managed_node_ids(self, user) -> list[int]:

@@ -10,6 +10,12 @@
     status.textContent = text;
   }
 
+  function redrawMoney(money) {
+    for (const el of document.querySelectorAll(`[data-money-account="${money.account}"]`)) {
+      el.textContent = money.display;
+    }
+  }
+
   function redrawLine(message) {
     for (const bucket of message.buckets) {
       for (const item of document.querySelectorAll(`[data-bucket-id="${bucket.id}"]`)) {
@@ -17,9 +23,7 @@
         item.querySelector(".fill").style.width = bucket.percent_left + "%";
       }
     }
-    for (const money of document.querySelectorAll(`[data-money-account="${message.money.account}"]`)) {
-      money.textContent = message.money.display;
-    }
+    redrawMoney(message.money);
     for (const card of document.querySelectorAll(`[data-line-id="${message.line}"]`)) {
       card.classList.remove("flash");
       void card.offsetWidth; // restart the highlight animation
@@ -40,6 +44,7 @@
       const message = JSON.parse(event.data);
       if (message.type === "ready") setStatus("live", "live");
       if (message.type === "line.changed") redrawLine(message);
+      if (message.type === "account.changed") redrawMoney(message.money);
     });
     socket.addEventListener("close", function () {
       setStatus("offline", "reconnecting…");

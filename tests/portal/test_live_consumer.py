@@ -99,3 +99,34 @@ async def test_a_manager_sees_charges_below_their_cost_centre_and_nothing_of_oth
     assert await elsewhere.receive_nothing(timeout=0.3)
     await watching.disconnect()
     await elsewhere.disconnect()
+
+
+async def test_a_top_up_reaches_the_account_owner_and_no_one_else():
+    from decimal import Decimal
+
+    from charging.services import money_post
+
+    mine = await database_sync_to_async(LineFactory)()
+    theirs = await database_sync_to_async(LineFactory)()
+    owner = await database_sync_to_async(lambda: mine.billing_account.customer.user)()
+    stranger = await database_sync_to_async(lambda: theirs.billing_account.customer.user)()
+    watching, _, _ = await connect(owner)
+    elsewhere, _, _ = await connect(stranger)
+    await watching.receive_json_from()
+    await elsewhere.receive_json_from()
+
+    def top_up():
+        with transaction.atomic():
+            money_post(billing_account=mine.billing_account, amount=Decimal("15"), kind="topup", reason="Top-up")
+
+    await database_sync_to_async(top_up)()
+
+    pushed = await watching.receive_json_from(timeout=2)
+    assert pushed == {
+        "type": "account.changed",
+        "account": mine.billing_account_id,
+        "money": {"account": mine.billing_account_id, "amount": "15.0000", "display": "€15.00"},
+    }
+    assert await elsewhere.receive_nothing(timeout=0.3)
+    await watching.disconnect()
+    await elsewhere.disconnect()
