@@ -137,6 +137,15 @@ def money_post(
     return entry
 
 
+def money_adjust(*, billing_account: BillingAccount, amount: Decimal, reason: str, actor) -> LedgerEntry:
+    """An agent's credit (positive) or debit (negative) of an account's money, with the reason
+    and the agent in the ledger."""
+    if not reason.strip():
+        raise ValueError("an adjustment needs a reason")
+    kind = LedgerEntry.Kind.ADJUSTMENT
+    return money_post(billing_account=billing_account, amount=amount, kind=kind, reason=reason, actor=actor)
+
+
 def usage_event_ingest(*, payload: dict, source: str = "mediation") -> tuple[UsageEvent, bool]:
     """Stores a usage record once and queues its charge; a repeat returns the stored event.
 

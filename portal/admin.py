@@ -1,8 +1,11 @@
 """The call-centre workspace for accounts: find a customer by name, e-mail or MSISDN."""
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
 
 from charging.models import Bucket, MoneyBalance
+from charging.services import money_adjust
 from portal.models import BillingAccount, ContactPreferences, Customer, Line, Notification
 
 
@@ -29,7 +32,8 @@ class LineInline(admin.TabularInline):
 class MoneyBalanceInline(admin.StackedInline):
     model = MoneyBalance
     can_delete = False
-    readonly_fields = ["amount"]
+    # Money moves only through the ledger (the adjust action); the cap is the customer's own choice.
+    readonly_fields = ["amount", "reserved", "period_spent", "period_start"]
     extra = 0
 
 
@@ -53,6 +57,19 @@ class CustomerAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user"]
 
 
+class MoneyAdjustForm(forms.Form):
+    amount = forms.DecimalField(
+        max_digits=12, decimal_places=4, help_text="Positive credits the customer, negative debits them."
+    )
+    reason = forms.CharField(max_length=200, help_text="Recorded in the ledger with your name.")
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount == 0:
+            raise forms.ValidationError("An adjustment of nothing changes nothing.")
+        return amount
+
+
 @admin.register(BillingAccount)
 class BillingAccountAdmin(admin.ModelAdmin):
     list_display = ["number", "customer", "kind", "currency", "credit_limit"]
@@ -61,6 +78,30 @@ class BillingAccountAdmin(admin.ModelAdmin):
     readonly_fields = ["credit_limit"]
     inlines = [MoneyBalanceInline, LineInline]
     list_select_related = ["customer"]
+    actions = ["adjust_money"]
+
+    @admin.action(description="Credit or debit money, with a reason")
+    def adjust_money(self, request, queryset):
+        form = MoneyAdjustForm(request.POST if "confirm" in request.POST else None)
+        if form.is_valid():
+            for account in queryset:
+                money_adjust(
+                    billing_account=account,
+                    amount=form.cleaned_data["amount"],
+                    reason=form.cleaned_data["reason"],
+                    actor=request.user,
+                )
+            self.message_user(request, f"Adjusted {queryset.count()} account(s).", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Credit or debit money",
+            "queryset": queryset,
+            "action": "adjust_money",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/portal/money_adjust.html", context)
 
 
 @admin.register(Line)
