@@ -20,10 +20,6 @@ def usage_events_lock(*, event_ids: list[int]) -> QuerySet[UsageEvent]:
     return UsageEvent.objects.select_for_update().filter(pk__in=event_ids).order_by("pk")
 
 
-def buckets_lock(*, queryset: QuerySet[Bucket]) -> list[Bucket]:
-    return list(queryset.select_for_update().order_by("pk"))
-
-
 def money_balance_lock(*, billing_account_id: int) -> MoneyBalance:
     return MoneyBalance.objects.select_for_update().get(billing_account_id=billing_account_id)
 

@@ -2,7 +2,8 @@
 
 Rating is pure: it takes a tariff, its rates and the usage, and returns what the usage costs,
 split into the pieces priced differently (zone, time-of-day band, volume tier). Nothing here
-reads the clock or the database except ``tariff_for``, ``tariff_rates`` and ``rate_usage``.
+reads the clock or the database except ``tariff_rates``; which tariff applies to a line is
+decided by ``charging.grants.TariffCache``.
 """
 
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from decimal import ROUND_CEILING, Decimal, localcontext
 from django.utils import timezone
 
 from charging.models import Tariff, TariffRate
-from charging.units import TIMED_SERVICES, Zone
+from charging.units import TIMED_SERVICES
 from portal.money import MONEY_MAX_DIGITS, money_charge
 
 _SECOND = timedelta(seconds=1)
@@ -46,35 +47,10 @@ class Rating:
     pieces: tuple[RatedPiece, ...]
 
 
-def tariff_for(*, line_id: int, service: str) -> Tariff | None:
-    """The line's rate plan's tariff for the service, else the operator default."""
-    tariff = Tariff.objects.filter(rate_plan__line_assignments__line_id=line_id, service=service).first()
-    return tariff or Tariff.objects.filter(service=service, is_default=True).first()
-
-
 def tariff_rates(*, tariff: Tariff) -> list[TariffRate]:
     """The tariff's rates in one query (none if prefetched); callers keep the list, since
     ``rate`` and ``affordable_units`` may be called many times for one session."""
     return list(tariff.rates.all())
-
-
-def rate_usage(*, line_id: int, service: str, units: int) -> Decimal:
-    """The money price of ``units`` of ``service`` used now at home, rounded up.
-
-    Kept for callers that charge a whole usage record at once: no earlier usage in the session
-    or the billing period is taken into account.
-    """
-    tariff = tariff_for(line_id=line_id, service=service)
-    if tariff is None or units <= 0:
-        return Decimal(0)
-    rating = rate(
-        tariff=tariff,
-        rates=tariff_rates(tariff=tariff),
-        zone=Zone.HOME.value,
-        started_at=timezone.now(),
-        units=units,
-    )
-    return rating.amount
 
 
 def _billable_total(*, units: int, increment: int, first_increment: int) -> int:
