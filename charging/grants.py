@@ -64,6 +64,12 @@ class ChargingContext:
     period_used: int = 0  # units of this service the line used earlier this month, for volume tiers
     steering_rules: list[SteeringRule] = field(default_factory=list)
 
+    @property
+    def cost_centre_ids(self) -> list[int]:
+        """The cost centres above the line's own device node, root first: whose managers see
+        this usage live (the line itself is pushed to its own group)."""
+        return self.path_ids[:-1]
+
 
 @dataclass
 class Locked:
@@ -80,9 +86,15 @@ class Locked:
     at: datetime
     _money: dict[int, MoneyBalance] | None = None
     as_read: dict[tuple[str, int], tuple] = field(default_factory=dict)
+    limits_by_id: dict[int, NodeLimit] = field(init=False, default_factory=dict)
+    limits_by_node: dict[int, list[NodeLimit]] = field(init=False, default_factory=dict)
+    ledger: list = field(init=False, default_factory=list)  # entries settled, written with the counters
 
     def __post_init__(self):
         self.as_read = dict(self.counters())
+        self.limits_by_id = {limit.pk: limit for limit in self.limits}
+        for limit in self.limits:
+            self.limits_by_node.setdefault(limit.node_id, []).append(limit)
 
     @property
     def money(self) -> dict[int, MoneyBalance]:
@@ -91,6 +103,9 @@ class Locked:
             self._money = _money_balances_lock(account_ids=self.money_accounts, at=self.at)
             self.as_read.update((key, counters) for key, counters in self.counters() if key[0] == "money")
         return self._money
+
+    def money_if_locked(self) -> list[MoneyBalance]:
+        return list((self._money or {}).values())
 
     def counters(self):
         """Each locked row's counters, keyed by table and id, to write back only what moved."""
@@ -284,8 +299,7 @@ def lock_for_batch(
     for ctx in ctxs:  # steered or not: a batch's records may be steered differently by time of day
         nodes_by_unit.setdefault(ctx.unit, set()).update(ctx.path_ids)
     limits = node_limits_lock(nodes_by_unit=nodes_by_unit, limit_ids=set(limit_ids))
-    for limit in limits:
-        _roll_limit_period(limit=limit, at=at)
+    _roll_limit_periods(limits=limits, at=at)
     buckets = buckets_lock_by_id(bucket_ids=usable_buckets_of(ctxs=ctxs) | set(bucket_ids))
     accounts = set(account_ids)
     for ctx in ctxs:
@@ -457,8 +471,7 @@ def path_limits(*, ctx: ChargingContext, locked: Locked) -> list[NodeLimit]:
     """The locked limits that apply to this usage: on the line's path, of its unit."""
     if ctx.steered_personal:
         return []
-    path = set(ctx.path_ids)
-    return [limit for limit in locked.limits if limit.node_id in path and limit.unit == ctx.unit]
+    return [limit for node in ctx.path_ids for limit in locked.limits_by_node.get(node, ()) if limit.unit == ctx.unit]
 
 
 def _why_short(*, ctx: ChargingContext, limits: list[NodeLimit], plan: GrantPlan, allowed: int) -> str:
@@ -480,17 +493,24 @@ def _usable(*, bucket: Bucket, ctx: ChargingContext) -> bool:
     return held_on_path and bucket.unit == ctx.unit and bucket.is_valid_at(ctx.at) and not ctx.steered_personal
 
 
-def _roll_limit_period(*, limit: NodeLimit, at: datetime) -> None:
+def _roll_limit_periods(*, limits: list[NodeLimit], at: datetime) -> None:
     """A limit counts from the start of its period; a new period starts from zero. A limit
-    set up during a period counts from that period's start."""
-    start = period_start(period=limit.period, at=at)
-    counting = period_start(period=limit.period, at=limit.period_start)
-    if limit.period_start == start or counting > start:
-        return  # the current period already, or ``at`` lies before it: nothing to roll
-    if counting < start:
-        limit.used = 0
-    limit.period_start = start
-    NodeLimit.objects.filter(pk=limit.pk).update(used=limit.used, period_start=start)
+    set up during a period counts from that period's start. Written back in a statement or
+    two, however many limits rolled."""
+    rolled: dict[tuple[datetime, bool], list[int]] = {}
+    for limit in limits:
+        start = period_start(period=limit.period, at=at)
+        counting = period_start(period=limit.period, at=limit.period_start)
+        if limit.period_start == start or counting > start:
+            continue  # the current period already, or ``at`` lies before it: nothing to roll
+        reset = counting < start
+        if reset:
+            limit.used = 0
+        limit.period_start = start
+        rolled.setdefault((start, reset), []).append(limit.pk)
+    for (start, reset), ids in rolled.items():
+        changes = {"period_start": start, **({"used": 0} if reset else {})}
+        NodeLimit.objects.filter(pk__in=ids).update(**changes)
 
 
 def _roll_spending_period(*, balance: MoneyBalance, at: datetime) -> None:

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 
 from charging.models import UsageEvent
 from charging.services import usage_event_build, usage_event_external_id, usage_event_store
+from charging.usage_records import lines_by_msisdn
 
 
 class RecordStatus:
@@ -66,6 +67,7 @@ def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
     outcomes: list[RecordOutcome | None] = [None] * len(payloads)
     with transaction.atomic():
         stored = _stored_events(source=source, payloads=payloads)
+        lines = lines_by_msisdn(payloads)
         new: dict[str, tuple[int, UsageEvent]] = {}  # event external id -> (index, event)
         repeats: list[tuple[int, str]] = []  # (index, external id of an earlier record in this batch)
         for index, payload in enumerate(payloads):
@@ -75,7 +77,7 @@ def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
             elif external_id in new:
                 repeats.append((index, external_id))
             else:
-                event = usage_event_build(payload=payload, source=source)
+                event = usage_event_build(payload=payload, source=source, lines=lines)
                 new[event.external_id] = (index, event)
 
         created = _bulk_store(source=source, payloads=payloads, new=new)

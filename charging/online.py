@@ -132,7 +132,7 @@ def _session_start(key, source, session_id, msisdn, service, zone, requested, at
     locked_save(locked)
     answer = _answer(session=session, request_number=0, plan=plan, settled=Settled(), at=at)
     _remember(key, "initial", answer)
-    live.changed_on_commit(line_ids=[line.pk], node_ids=ctx.path_ids)
+    live.changed_on_commit(line_ids=[line.pk], node_ids=ctx.cost_centre_ids)
     return answer
 
 
@@ -379,7 +379,7 @@ def _event_refund(key, charged_key, event_id, reason, actor, at) -> dict:
         "amount_returned": str(-sum((e.amount for e in entries), Decimal(0))),
     }
     _remember(key, "refund", answer)
-    live.changed_on_commit(line_ids=[line.pk], node_ids=ctx.path_ids)
+    live.changed_on_commit(line_ids=[line.pk], node_ids=ctx.cost_centre_ids)
     return answer
 
 
@@ -443,7 +443,7 @@ def _session_expire(*, session_pk: int, now: datetime) -> bool:
     session.status = ChargingSession.Status.EXPIRED
     session.updated_at = now
     session.save(update_fields=["status", "updated_at"])
-    live.changed_on_commit(line_ids=[session.line_id], node_ids=ctx.path_ids)
+    live.changed_on_commit(line_ids=[session.line_id], node_ids=ctx.cost_centre_ids)
     return True
 
 
@@ -494,7 +494,7 @@ def _as_plan(hold: ReservationHold) -> HoldPlan:
 
 def _after_settlement(*, ctx: ChargingContext, locked: Locked, at: datetime) -> None:
     thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
-    live.changed_on_commit(line_ids=[ctx.line.pk], node_ids=ctx.path_ids)
+    live.changed_on_commit(line_ids=[ctx.line.pk], node_ids=ctx.cost_centre_ids)
 
 
 # --- Requests, answers and checks -------------------------------------------------------------------

@@ -13,6 +13,7 @@ from charging import live
 from charging.grants import charging_contexts, context_at, lock_for_batch
 from charging.locks import money_balance_lock, usage_event_lock, usage_events_lock
 from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
+from charging.row_updates import rows_update
 from charging.settlement import charge_used, locked_save
 from charging.thresholds import thresholds_check
 from charging.usage_records import usage_record_parse
@@ -188,9 +189,9 @@ def usage_event_external_id(payload: dict) -> str | None:
     return None
 
 
-def usage_event_build(*, payload: dict, source: str) -> UsageEvent:
+def usage_event_build(*, payload: dict, source: str, lines: dict[str, Line] | None = None) -> UsageEvent:
     """Checks a record and returns its (unsaved) event: received, or rejected with the reasons."""
-    record, errors = usage_record_parse(payload)
+    record, errors = usage_record_parse(payload, lines=lines)
     fields = {
         "source": source,
         "payload": payload,
@@ -268,12 +269,12 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
         event.amount_charged = settled.amount
         event.charged_at = now
     locked_save(locked)
-    UsageEvent.objects.bulk_update(events, ["status", "units_from_buckets", "amount_charged", "charged_at"])
+    rows_update(UsageEvent, events, ["status", "units_from_buckets", "amount_charged", "charged_at"])
     at = max(e.occurred_at for e in events)
     thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
     live.changed_on_commit(
         line_ids=[ctx.line.pk for ctx in contexts.values()],
-        node_ids=[node for ctx in contexts.values() for node in ctx.path_ids],
+        node_ids=[node for ctx in contexts.values() for node in ctx.cost_centre_ids],
     )
     return len(events)
 

@@ -10,6 +10,7 @@ from decimal import ROUND_CEILING, Decimal
 from charging.grants import OVERAGE, ChargingContext, HoldPlan, Locked, plan_grant
 from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit
 from charging.rating import rate
+from charging.row_updates import rows_update
 from portal.money import MONEY_QUANTUM
 
 
@@ -86,13 +87,12 @@ def settle(
                 created_at=ctx.at,
             )
         )
-    limits = {limit.pk: limit for limit in locked.limits}
     for limit_id in limit_ids:
-        limit = limits[limit_id]  # a KeyError here is a hold the caller forgot to lock: never skip it
+        limit = locked.limits_by_id[limit_id]  # a KeyError here is a hold the caller forgot to lock: never skip it
         limit.reserved -= reserved_units
         if ctx.at >= limit.period_start:  # usage of a period already closed counts in none
             limit.used += used
-    LedgerEntry.objects.bulk_create(entries)
+    locked.ledger.extend(entries)  # written with the counters, by ``locked_save``
     return settled
 
 
@@ -144,19 +144,13 @@ def money_for(*, ctx: ChargingContext, hold: HoldPlan, units: int, session_used:
 
 def locked_save(locked: Locked) -> None:
     """Writes back the counters of the locked rows that moved (they are locked, so no one
-    else changed them since they were read)."""
-    limits = {limit.pk: limit for limit in locked.limits}
-    buckets = {bucket.pk: bucket for bucket in locked.buckets.values()}
-    money = {balance.pk: balance for balance in locked.money.values()}
-    for (table, pk), counters in locked.counters():
-        if locked.as_read.get((table, pk)) == counters:
-            continue
-        if table == "limit":
-            NodeLimit.objects.filter(pk=pk).update(used=limits[pk].used, reserved=limits[pk].reserved)
-        elif table == "bucket":
-            Bucket.objects.filter(pk=pk).update(remaining=buckets[pk].remaining, reserved=buckets[pk].reserved)
-        else:
-            balance = money[pk]
-            MoneyBalance.objects.filter(pk=pk).update(
-                amount=balance.amount, reserved=balance.reserved, period_spent=balance.period_spent
-            )
+    else changed them since they were read), a few statements per table however many moved."""
+    moved = {key for key, counters in locked.counters() if locked.as_read.get(key) != counters}
+    limits = [limit for limit in locked.limits if ("limit", limit.pk) in moved]
+    buckets = [bucket for bucket in locked.buckets.values() if ("bucket", bucket.pk) in moved]
+    money = [balance for balance in locked.money_if_locked() if ("money", balance.pk) in moved]
+    rows_update(NodeLimit, limits, ["used", "reserved"])
+    rows_update(Bucket, buckets, ["remaining", "reserved"])
+    rows_update(MoneyBalance, money, ["amount", "reserved", "period_spent"])
+    LedgerEntry.objects.bulk_create(locked.ledger, batch_size=1000)
+    locked.ledger.clear()

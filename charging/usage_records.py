@@ -28,8 +28,11 @@ class UsageRecord:
     occurred_at: datetime
 
 
-def usage_record_parse(payload: dict, *, now: datetime | None = None) -> tuple[UsageRecord | None, dict[str, str]]:
-    """Returns the parsed record, or ``None`` and a reason per offending field."""
+def usage_record_parse(
+    payload: dict, *, now: datetime | None = None, lines: dict[str, Line] | None = None
+) -> tuple[UsageRecord | None, dict[str, str]]:
+    """Returns the parsed record, or ``None`` and a reason per offending field. ``lines``:
+    the lines of a batch by MSISDN, read at once (see ``lines_by_msisdn``)."""
     now = now or timezone.now()
     errors: dict[str, str] = {}
 
@@ -85,7 +88,7 @@ def usage_record_parse(payload: dict, *, now: datetime | None = None) -> tuple[U
     if not isinstance(msisdn, str) or not msisdn:
         errors["msisdn"] = "Required: the line's MSISDN."
     else:
-        line = Line.objects.filter(msisdn=msisdn).first()
+        line = lines.get(msisdn) if lines is not None else Line.objects.filter(msisdn=msisdn).first()
         if line is None:
             errors["msisdn"] = f"Unknown line {msisdn}."
         elif not line.is_active:
@@ -106,3 +109,9 @@ def usage_record_parse(payload: dict, *, now: datetime | None = None) -> tuple[U
         ),
         {},
     )
+
+
+def lines_by_msisdn(payloads: list[dict]) -> dict[str, Line]:
+    """The lines a batch of records names, in one query."""
+    msisdns = {p.get("msisdn") for p in payloads if isinstance(p.get("msisdn"), str)}
+    return {line.msisdn: line for line in Line.objects.filter(msisdn__in=msisdns)}
