@@ -156,6 +156,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 
+# --- Charging ----------------------------------------------------------------------------------
+# Offline usage records charged per transaction: larger batches lock and write each shared
+# counter once for more records, at the price of longer transactions.
+CHARGING_BATCH_SIZE = int(os.environ.get("CHARGING_BATCH_SIZE", "1000"))
+# How long an online grant is held before a silent session's units are released.
+CHARGING_GRANT_VALIDITY_SECONDS = int(os.environ.get("CHARGING_GRANT_VALIDITY_SECONDS", "300"))
+
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

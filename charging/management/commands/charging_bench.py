@@ -7,6 +7,7 @@ it never touches the portal's data. Needs PostgreSQL (DATABASE_URL).
 
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
@@ -33,7 +34,9 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=16)
         parser.add_argument("--seconds", type=float, default=5.0)
         parser.add_argument("--offline-records", type=int, default=20_000)
-        parser.add_argument("--batch", type=int, default=500, help="Records per posted batch.")
+        parser.add_argument(
+            "--batch", type=int, default=None, help="Records per posted batch (default: CHARGING_BATCH_SIZE)."
+        )
         parser.add_argument("--keep-db", action="store_true", help="Keep the bench database afterwards.")
 
     def handle(self, *args, **options):
@@ -89,7 +92,7 @@ class Command(BaseCommand):
         count = options["offline_records"]
         records = offline_records(company=company, count=count, prefix="bench-offline", quantity=MB)
         celery_app.conf.task_always_eager = True
-        batch = options["batch"]
+        batch = options["batch"] or settings.CHARGING_BATCH_SIZE
         started = time.perf_counter()
         for offset in range(0, len(records), batch):
             with transaction.atomic():
