@@ -34,8 +34,8 @@ def settle(
     usage_event_id: int | None = None,
     rated_from: datetime | None = None,
 ) -> Settled:
-    """Takes ``used`` units from the holds in their order and releases the rest of each hold;
-    writes one ledger entry per balance that moved."""
+    """Takes ``used`` units from the holds in their order and releases the rest of each hold,
+    with one ledger entry per balance that moved (written by ``locked_save`` with the counters)."""
     settled = Settled(units=used)
     left = used
     entries = []
