@@ -157,6 +157,7 @@ def threshold_notice_publish(*, notice: ThresholdNotice) -> None:
             "used": notice.used,
             "of": notice.of,
             "unit": notice_unit(notice),
+            "text": notice_subject(notice),
         },
     }
     try:

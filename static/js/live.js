@@ -16,6 +16,16 @@
     }
   }
 
+  function showNotice(message) {
+    const area = document.getElementById("live-notices");
+    if (!area) return;
+    const notice = document.createElement("p");
+    notice.className = "notice";
+    notice.dataset.percent = message.percent;
+    notice.textContent = message.text;
+    area.prepend(notice);
+  }
+
   function redrawLine(message) {
     for (const bucket of message.buckets) {
       for (const item of document.querySelectorAll(`[data-bucket-id="${bucket.id}"]`)) {
@@ -45,6 +55,7 @@
       if (message.type === "ready") setStatus("live", "live");
       if (message.type === "line.changed") redrawLine(message);
       if (message.type === "account.changed") redrawMoney(message.money);
+      if (message.type === "threshold.crossed") showNotice(message);
     });
     socket.addEventListener("close", function () {
       setStatus("offline", "reconnecting…");

@@ -65,3 +65,12 @@ def test_dashboard_shows_the_new_remaining_amount_without_a_reload(browser):
         expect(remaining).to_have_text("75.0 MB", timeout=1000)
         assert page.evaluate("window.loadedOnce") is True  # the same page, not a reload
         assert Bucket.objects.get(pk=bucket.pk).remaining == 75 * MB
+        expect(page.locator("#live-notices .notice")).to_have_count(0)
+
+        second = {"external_id": "b-2", "msisdn": line.msisdn, "service": "data", "quantity": 30 * MB}
+        post_usage(base_url, token, second)
+
+        expect(remaining).to_have_text("45.0 MB", timeout=1000)
+        expect(page.locator("#live-notices .notice")).to_have_text(
+            ["Your Data allowance is 50% used: 55.0 MB of 100.0 MB"], timeout=1000
+        )

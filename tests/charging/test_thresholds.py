@@ -275,7 +275,15 @@ def test_line_bucket_push_reaches_the_line_group(django_capture_on_commit_callba
     assert received(channel) == [
         {
             "type": "threshold.crossed",
-            "notice": {"id": notice.pk, "percent": 50, "name": "Data", "used": 5 * GB, "of": 10 * GB, "unit": "bytes"},
+            "notice": {
+                "id": notice.pk,
+                "percent": 50,
+                "name": "Data",
+                "used": 5 * GB,
+                "of": 10 * GB,
+                "unit": "bytes",
+                "text": "Your Data allowance is 50% used: 5.00 GB of 10.00 GB",
+            },
         }
     ]
 
@@ -297,6 +305,7 @@ def test_pool_bucket_push_reaches_its_node_and_ancestors_only(django_capture_on_
             "used": 5 * GB,
             "of": 10 * GB,
             "unit": "bytes",
+            "text": "Your Sales pool allowance is 50% used: 5.00 GB of 10.00 GB",
         },
     }
     assert {name: received(channel) for name, channel in channels.items()} == {
@@ -333,6 +342,7 @@ async def test_line_owner_socket_receives_the_crossing_when_the_charge_commits()
             "used": 8 * GB,
             "of": 10 * GB,
             "unit": "bytes",
+            "text": f"Your Data allowance is {n.percent}% used: 8.00 GB of 10.00 GB",
         }
         for n in notices
     ]
