@@ -2,66 +2,38 @@
 
 A session starts with a grant (units reserved on allowances, limits and money), reports what
 it used in updates (settled; more may be asked for) and ends with a terminate that settles the
-rest and releases what was not used. A single event (an SMS, a content purchase) is charged at
-once, and can be refunded. Every request carries an id: a session id with a request number, or
-an event id. A repeat gets the first answer and changes nothing; a request out of order gets a
-clear error and changes nothing.
+rest and releases what was not used; a session that goes quiet is ended by expiry. Every
+request carries the session id with a request number: a repeat gets the first answer and
+changes nothing; a request out of order gets a clear error and changes nothing. Single
+events are in ``charging.events``.
 
 Each service is one transaction that locks what it touches in the global order of
 ``charging.locks``; side effects (live pushes, notices) leave after commit.
 """
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from charging import live
-from charging.grants import (
-    ChargingContext,
-    GrantPlan,
-    HoldPlan,
-    Locked,
-    charging_context,
-    lock_for,
-    plan_grant,
-)
+from charging.context import charging_context
+from charging.grants import GrantPlan, HoldPlan, Locked, lock_for, plan_grant
 from charging.locks import charging_session_lock, charging_session_lock_by_pk
-from charging.models import (
-    ChargingRequest,
-    ChargingSession,
-    LedgerEntry,
-    Reservation,
-    ReservationHold,
-    Tariff,
+from charging.models import ChargingSession, Reservation, ReservationHold
+from charging.requests import (
+    NETWORK,
+    ChargingError,
+    active_line,
+    answer_once,
+    answer_remember,
+    check_service_and_zone,
+    check_units,
+    session_request_key,
 )
-from charging.settlement import Settled, charge_used, locked_save, settle
-from charging.thresholds import thresholds_check
-from charging.units import Service, Zone
-from portal.models import Line
-from portal.money import money
-
-
-class ChargingError(Exception):
-    """A request the engine refuses; nothing was changed. ``code`` is stable for clients."""
-
-    def __init__(self, code: str, message: str, *, field: str = "", status: int = 400):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
-        self.status = status
-
-    def as_answer(self) -> dict:
-        answer = {"result": "error", "code": self.code, "message": self.message}
-        if self.field:
-            answer["field"] = self.field
-        return answer
-
-
-NETWORK = "network"  # the id space of requests that name no source of their own
+from charging.settlement import Settled, after_settlement, charge_used, locked_save, settle
+from charging.units import Zone
 
 
 def grant_validity() -> timedelta:
@@ -84,12 +56,12 @@ def session_start(
 ) -> dict:
     """Opens a session and grants up to ``requested_units`` (the answer says how many).
     Session ids are unique per ``source`` (the network element that sends them)."""
-    _check_service_and_zone(service=service, zone=zone)
-    _check_units(requested_units=requested_units)
+    check_service_and_zone(service=service, zone=zone)
+    check_units(requested_units=requested_units)
     if request_number != 0:
         raise ChargingError("out_of_order", "A session starts with request number 0.", field="request_number")
-    key = _request_key(source, session_id, request_number)
-    return _once(key, lambda: _session_start(key, source, session_id, msisdn, service, zone, requested_units, at))
+    key = session_request_key(source, session_id, request_number)
+    return answer_once(key, lambda: _session_start(key, source, session_id, msisdn, service, zone, requested_units, at))
 
 
 def session_update(
@@ -102,9 +74,9 @@ def session_update(
     at: datetime | None = None,
 ) -> dict:
     """Settles what the session used since its last grant and grants more if asked."""
-    _check_units(requested_units=requested_units, used_units=used_units)
-    key = _request_key(source, session_id, request_number)
-    return _once(
+    check_units(requested_units=requested_units, used_units=used_units)
+    key = session_request_key(source, session_id, request_number)
+    return answer_once(
         key, lambda: _session_continue(key, source, session_id, request_number, used_units, requested_units, at)
     )
 
@@ -113,14 +85,14 @@ def session_terminate(
     *, session_id: str, request_number: int, used_units: int, source: str = NETWORK, at: datetime | None = None
 ) -> dict:
     """Settles the final usage and releases whatever was granted but not used."""
-    _check_units(used_units=used_units)
-    key = _request_key(source, session_id, request_number)
-    return _once(key, lambda: _session_continue(key, source, session_id, request_number, used_units, None, at))
+    check_units(used_units=used_units)
+    key = session_request_key(source, session_id, request_number)
+    return answer_once(key, lambda: _session_continue(key, source, session_id, request_number, used_units, None, at))
 
 
 def _session_start(key, source, session_id, msisdn, service, zone, requested, at) -> dict:
     at = at or timezone.now()
-    line = _active_line(msisdn)
+    line = active_line(msisdn)
     # The new row is this transaction's until it commits: a twin start waits on its unique key.
     session = ChargingSession.objects.create(
         source=source, session_id=session_id, line=line, service=service, zone=zone, opened_at=at, updated_at=at
@@ -131,7 +103,7 @@ def _session_start(key, source, session_id, msisdn, service, zone, requested, at
     _hold(session=session, plan=plan, locked=locked, at=at)
     locked_save(locked)
     answer = _answer(session=session, request_number=0, plan=plan, settled=Settled(), at=at)
-    _remember(key, "initial", answer)
+    answer_remember(key, "initial", answer)
     live.changed_on_commit(line_ids=[line.pk], node_ids=ctx.cost_centre_ids)
     return answer
 
@@ -244,143 +216,13 @@ def _session_answered(*, key, session, request_number, used, settled, plan, at, 
         session.status = ChargingSession.Status.TERMINATED
     session.save(update_fields=["request_number", "used_units", "amount_charged", "updated_at", "status"])
     answer = _answer(session=session, request_number=request_number, plan=plan, settled=settled, at=at)
-    _remember(key, "terminate" if ends else "update", answer)
-    _after_settlement(ctx=ctx, locked=locked, at=at)
+    answer_remember(key, "terminate" if ends else "update", answer)
+    after_settlement(ctx=ctx, locked=locked, at=at)
     return answer
 
 
 def _session_reference(session: ChargingSession) -> str:
     return f"session:{session.source}:{session.session_id}"
-
-
-# --- Single events ---------------------------------------------------------------------------------
-
-
-def event_charge(
-    *,
-    event_id: str,
-    msisdn: str,
-    service: str,
-    units: int = 1,
-    zone: str = Zone.HOME,
-    price: Decimal | None = None,
-    source: str = NETWORK,
-    at: datetime | None = None,
-) -> dict:
-    """Charges a single event (an SMS, a content purchase at ``price``) whole, or not at all.
-    Event ids are unique per ``source``."""
-    _check_service_and_zone(service=service, zone=zone)
-    _check_units(units=units)
-    if price is not None and money(price) < 0:
-        raise ChargingError("invalid", "A price cannot be negative.", field="price")
-    key = event_key(source, event_id)
-    return _once(key, lambda: _event_charge(key, event_id, msisdn, service, units, zone, price, at))
-
-
-def _event_charge(key, event_id, msisdn, service, units, zone, price, at) -> dict:
-    at = at or timezone.now()
-    line = _active_line(msisdn)
-    ctx = charging_context(line=line, service=service, zone=zone, at=at)
-    if price is not None:
-        # A content purchase is priced by the item sold, not by a tariff, and no allowance covers it.
-        ctx.tariff = Tariff(price=money(price), per_units=units, increment=1)
-        ctx.rates = []
-    locked = lock_for(ctx=ctx)
-    if price is not None:
-        locked.buckets = {}
-    plan = plan_grant(ctx=ctx, locked=locked, requested=units)
-    if plan.units < units:
-        code = "limit_reached" if plan.final_unit_action == "terminate" and locked.limits else "insufficient_balance"
-        raise ChargingError(code, f"Only {plan.units} of {units} units can be charged.", status=402)
-    settled = settle(
-        ctx=ctx,
-        locked=locked,
-        holds=plan.holds,
-        limit_ids=plan.limit_ids,
-        reserved_units=0,
-        used=units,
-        reference=key,
-        session_used=0,
-    )
-    locked_save(locked)
-    answer = {
-        "result": "success",
-        "event_id": event_id,
-        "line": line.pk,
-        "service": service,
-        "units": units,
-        "units_from_allowances": settled.from_allowances,
-        "amount": str(settled.amount),
-        "limits": plan.limit_ids,
-        "charged_at": at.isoformat(),
-    }
-    _remember(key, "event", answer)
-    _after_settlement(ctx=ctx, locked=locked, at=at)
-    return answer
-
-
-def event_refund(
-    *, event_id: str, reason: str = "", actor=None, source: str = NETWORK, at: datetime | None = None
-) -> dict:
-    """Gives back what a single event took: allowance units to their buckets, money to its
-    balance, and the units to the limits they counted against. Once per event."""
-    charged_key = event_key(source, event_id)
-    key = f"refund:{charged_key}"
-    return _once(key, lambda: _event_refund(key, charged_key, event_id, reason, actor, at))
-
-
-def _event_refund(key, charged_key, event_id, reason, actor, at) -> dict:
-    at = at or timezone.now()
-    charged = ChargingRequest.objects.filter(key=charged_key).first()
-    if charged is None:
-        raise ChargingError("unknown_event", f"No charged event {event_id}.", field="event_id", status=404)
-    entries = list(LedgerEntry.objects.filter(reference=charged_key, kind=LedgerEntry.Kind.USAGE))
-    line = Line.objects.get(pk=charged.answer["line"])
-    ctx = charging_context(line=line, service=charged.answer["service"], zone=Zone.HOME, at=at)
-    locked = lock_for(
-        ctx=ctx,
-        bucket_ids={e.bucket_id for e in entries if e.bucket_id},
-        account_ids={e.billing_account_id for e in entries if e.money_balance_id},
-        limit_ids=set(charged.answer["limits"]),
-    )
-    refunds = []
-    for entry in entries:
-        if entry.bucket_id:
-            bucket = locked.buckets[entry.bucket_id]
-            bucket.remaining -= entry.units  # a usage entry's units are negative
-        else:
-            balance = locked.money[entry.billing_account_id]
-            balance.amount -= entry.amount
-            balance.period_spent = max(Decimal(0), balance.period_spent + entry.amount)
-        refunds.append(
-            LedgerEntry(
-                billing_account_id=entry.billing_account_id,
-                bucket_id=entry.bucket_id,
-                money_balance_id=entry.money_balance_id,
-                kind=LedgerEntry.Kind.REFUND,
-                units=-entry.units,
-                amount=-entry.amount,
-                reference=key,
-                reason=reason or f"Refund of event {event_id}",
-                actor=actor,
-                created_at=at,
-            )
-        )
-    charged_at = datetime.fromisoformat(charged.answer["charged_at"])
-    for limit in locked.limits:
-        if limit.pk in charged.answer["limits"] and limit.period_start <= charged_at:
-            limit.used = max(0, limit.used - charged.answer["units"])
-    LedgerEntry.objects.bulk_create(refunds)
-    locked_save(locked)
-    answer = {
-        "result": "success",
-        "event_id": event_id,
-        "units_returned": -sum(e.units for e in entries),
-        "amount_returned": str(-sum((e.amount for e in entries), Decimal(0))),
-    }
-    _remember(key, "refund", answer)
-    live.changed_on_commit(line_ids=[line.pk], node_ids=ctx.cost_centre_ids)
-    return answer
 
 
 # --- Expiry -----------------------------------------------------------------------------------------
@@ -492,52 +334,6 @@ def _as_plan(hold: ReservationHold) -> HoldPlan:
     )
 
 
-def _after_settlement(*, ctx: ChargingContext, locked: Locked, at: datetime) -> None:
-    thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
-    live.changed_on_commit(line_ids=[ctx.line.pk], node_ids=ctx.cost_centre_ids)
-
-
-# --- Requests, answers and checks -------------------------------------------------------------------
-
-
-def _once(key: str, work) -> dict:
-    """Runs ``work`` in one transaction unless ``key`` was answered before. A twin delivered
-    at the same moment waits for the first (on the unique key or the session's lock) and
-    gets its answer, not the refusal the changed state would give it."""
-    stored = _stored_answer(key)
-    if stored is not None:
-        return stored
-    try:
-        with transaction.atomic():
-            return work()
-    except (IntegrityError, ChargingError):
-        stored = _stored_answer(key)
-        if stored is None:
-            raise
-        return stored
-
-
-def _stored_answer(key: str) -> dict | None:
-    return ChargingRequest.objects.filter(key=key).values_list("answer", flat=True).first()
-
-
-def _remember(key: str, kind: str, answer: dict) -> None:
-    ChargingRequest.objects.create(key=key, kind=kind, answer=answer)
-
-
-def _request_key(source: str, session_id: str, request_number: int) -> str:
-    if not session_id or len(session_id) > 100:
-        raise ChargingError("invalid", "A session id of 1 to 100 characters is required.", field="session_id")
-    return f"{source}:{session_id}#{request_number}"
-
-
-def event_key(source: str, event_id: str) -> str:
-    """Where a single event's answer is kept: event ids are unique per source."""
-    if not event_id or len(event_id) > 100:
-        raise ChargingError("invalid", "An event id of 1 to 100 characters is required.", field="event_id")
-    return f"event:{source}:{event_id}"
-
-
 def _answer(*, session: ChargingSession, request_number: int, plan: GrantPlan, settled: Settled, at) -> dict:
     return {
         "result": "success",
@@ -553,29 +349,3 @@ def _answer(*, session: ChargingSession, request_number: int, plan: GrantPlan, s
         "amount": str(settled.amount),
         "answered_at": at.isoformat(),
     }
-
-
-def _active_line(msisdn: str) -> Line:
-    line = Line.objects.select_related("billing_account").filter(msisdn=msisdn).first()
-    if line is None:
-        raise ChargingError("unknown_line", f"Unknown line {msisdn}.", field="msisdn")
-    if not line.is_active:
-        raise ChargingError("line_inactive", f"Line {msisdn} is {line.status}.", field="msisdn")
-    return line
-
-
-def _check_service_and_zone(*, service: str, zone: str) -> None:
-    if service not in Service.values:
-        raise ChargingError("invalid", f"Unknown service {service!r}.", field="service")
-    if zone not in Zone.values:
-        raise ChargingError("invalid", f"Unknown zone {zone!r}.", field="zone")
-
-
-def _check_units(**counts: int | None) -> None:
-    for name, value in counts.items():
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ChargingError("invalid", "Must be a whole number of units, not negative.", field=name)
-    if counts.get("units") == 0:
-        raise ChargingError("invalid", "Must be at least one unit.", field="units")

@@ -15,17 +15,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from charging.api import MayPostUsage, source_of
+from charging.events import event_charge, event_refund
 from charging.grants import FinalUnitAction
 from charging.models import ChargingRequest, ChargingSession
-from charging.online import (
-    ChargingError,
-    event_charge,
-    event_key,
-    event_refund,
-    session_start,
-    session_terminate,
-    session_update,
-)
+from charging.online import session_start, session_terminate, session_update
+from charging.requests import ChargingError, event_key
 from charging.units import Service, Zone
 
 MAX_UNITS = 2**63 - 1  # the database's bigint

@@ -10,7 +10,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from charging import live
-from charging.grants import charging_contexts, context_at, lock_for_batch
+from charging.context import charging_contexts, context_at
+from charging.grants import lock_for_batch
 from charging.locks import money_balance_lock, usage_event_lock, usage_events_lock
 from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
 from charging.row_updates import rows_update

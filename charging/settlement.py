@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 
-from charging.grants import OVERAGE, ChargingContext, HoldPlan, Locked, plan_grant
+from charging import live
+from charging.context import ChargingContext
+from charging.grants import OVERAGE, HoldPlan, Locked, plan_grant
 from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit
 from charging.rating import rate
 from charging.row_updates import rows_update
+from charging.thresholds import thresholds_check
 from portal.money import MONEY_QUANTUM
 
 
@@ -154,3 +157,9 @@ def locked_save(locked: Locked) -> None:
     rows_update(MoneyBalance, money, ["amount", "reserved", "period_spent"])
     LedgerEntry.objects.bulk_create(locked.ledger, batch_size=1000)
     locked.ledger.clear()
+
+
+def after_settlement(*, ctx: ChargingContext, locked: Locked, at: datetime) -> None:
+    """Inside the transaction: threshold notices for what moved; after commit: the live push."""
+    thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
+    live.changed_on_commit(line_ids=[ctx.line.pk], node_ids=ctx.cost_centre_ids)

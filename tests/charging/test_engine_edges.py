@@ -8,8 +8,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
+from charging.events import event_charge
 from charging.models import MoneyBalance, NodeLimit, Tariff, TariffRate, UsageEvent
-from charging.online import ChargingError, event_charge, session_start, session_terminate, session_update
+from charging.online import session_start, session_terminate, session_update
+from charging.requests import ChargingError
 from charging.selectors import ledger_mismatches
 from charging.services import money_post, usage_event_ingest, usage_events_charge
 from charging.units import Service

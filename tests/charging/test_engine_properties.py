@@ -10,15 +10,10 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from charging.events import event_charge
 from charging.models import Bucket, ChargingSession, NodeLimit
-from charging.online import (
-    ChargingError,
-    event_charge,
-    reservations_expire,
-    session_start,
-    session_terminate,
-    session_update,
-)
+from charging.online import reservations_expire, session_start, session_terminate, session_update
+from charging.requests import ChargingError
 from charging.selectors import ledger_mismatches
 from tests.charging.trees import MB, company_tree, limit_on
 

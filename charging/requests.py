@@ -1,0 +1,96 @@
+"""Online requests: their ids, answering each once, and the refusals the engine gives.
+
+Every online request carries an id (a session id with a request number, or an event id),
+unique per source. ``answer_once`` runs a request in one transaction unless its id was
+answered before; the answer is kept, so a repeat gets it and changes nothing.
+"""
+
+from django.db import IntegrityError, transaction
+
+from charging.models import ChargingRequest
+from charging.units import Service, Zone
+from portal.models import Line
+
+
+class ChargingError(Exception):
+    """A request the engine refuses; nothing was changed. ``code`` is stable for clients."""
+
+    def __init__(self, code: str, message: str, *, field: str = "", status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.status = status
+
+    def as_answer(self) -> dict:
+        answer = {"result": "error", "code": self.code, "message": self.message}
+        if self.field:
+            answer["field"] = self.field
+        return answer
+
+
+NETWORK = "network"  # the id space of requests that name no source of their own
+
+
+def answer_once(key: str, work) -> dict:
+    """Runs ``work`` in one transaction unless ``key`` was answered before. A twin delivered
+    at the same moment waits for the first (on the unique key or the session's lock) and
+    gets its answer, not the refusal the changed state would give it."""
+    stored = stored_answer(key)
+    if stored is not None:
+        return stored
+    try:
+        with transaction.atomic():
+            return work()
+    except (IntegrityError, ChargingError):
+        stored = stored_answer(key)
+        if stored is None:
+            raise
+        return stored
+
+
+def stored_answer(key: str) -> dict | None:
+    return ChargingRequest.objects.filter(key=key).values_list("answer", flat=True).first()
+
+
+def answer_remember(key: str, kind: str, answer: dict) -> None:
+    ChargingRequest.objects.create(key=key, kind=kind, answer=answer)
+
+
+def session_request_key(source: str, session_id: str, request_number: int) -> str:
+    if not session_id or len(session_id) > 100:
+        raise ChargingError("invalid", "A session id of 1 to 100 characters is required.", field="session_id")
+    return f"{source}:{session_id}#{request_number}"
+
+
+def event_key(source: str, event_id: str) -> str:
+    """Where a single event's answer is kept: event ids are unique per source."""
+    if not event_id or len(event_id) > 100:
+        raise ChargingError("invalid", "An event id of 1 to 100 characters is required.", field="event_id")
+    return f"event:{source}:{event_id}"
+
+
+def active_line(msisdn: str) -> Line:
+    line = Line.objects.select_related("billing_account").filter(msisdn=msisdn).first()
+    if line is None:
+        raise ChargingError("unknown_line", f"Unknown line {msisdn}.", field="msisdn")
+    if not line.is_active:
+        raise ChargingError("line_inactive", f"Line {msisdn} is {line.status}.", field="msisdn")
+    return line
+
+
+def check_service_and_zone(*, service: str, zone: str) -> None:
+    if service not in Service.values:
+        raise ChargingError("invalid", f"Unknown service {service!r}.", field="service")
+    if zone not in Zone.values:
+        raise ChargingError("invalid", f"Unknown zone {zone!r}.", field="zone")
+
+
+def check_units(**counts: int | None) -> None:
+    for name, value in counts.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ChargingError("invalid", "Must be a whole number of units, not negative.", field=name)
+    if counts.get("units") == 0:
+        raise ChargingError("invalid", "Must be at least one unit.", field="units")
