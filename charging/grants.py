@@ -68,10 +68,14 @@ class Locked:
     @property
     def money(self) -> dict[int, MoneyBalance]:
         """Money balances by billing account id, locked on first use."""
+        self.lock_money()
+        return self._money
+
+    def lock_money(self) -> None:
+        """Locks every money balance the charge could touch, at once and in key order."""
         if self._money is None:
             self._money = _money_balances_lock(account_ids=self.money_accounts, at=self.at)
             self.as_read.update((key, counters) for key, counters in self.counters() if key[0] == "money")
-        return self._money
 
     def money_if_locked(self) -> list[MoneyBalance]:
         return list((self._money or {}).values())
@@ -157,8 +161,8 @@ def lock_for_batch(
         if ctx.personal_account_id:
             accounts.add(ctx.personal_account_id)
     locked = Locked(limits=limits, buckets=buckets, money_accounts=accounts, at=at)
-    if account_ids:
-        locked.money  # noqa: B018 - holds on money are released: lock them now, in order
+    if account_ids:  # holds on money are being released: lock them now, in order
+        locked.lock_money()
     return locked
 
 
