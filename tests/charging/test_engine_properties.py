@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from charging.events import event_charge
 from charging.models import Bucket, ChargingSession, NodeLimit
 from charging.online import reservations_expire, session_start, session_terminate, session_update
+from charging.periods import period_start
 from charging.requests import ChargingError
 from charging.selectors import ledger_mismatches
 from tests.charging.trees import MB, company_tree, limit_on
@@ -48,7 +49,10 @@ def test_any_sequence_of_requests_keeps_limits_holds_and_ledger_whole(ops):
         limit_on(tree.team, 30 * MB)
         limit_on(tree.devices[0], 8 * MB)
         open_sessions: dict[int, tuple[str, int, int]] = {}  # line -> (session id, next request, granted)
-        clock = timezone.now()
+        # A clock early in this month, so even a long run of hour-long expiries stays in one period.
+        month = period_start(period="month", at=timezone.now())
+        Bucket.objects.filter(pk=tree.pool.pk).update(valid_from=month)
+        clock = month + timedelta(days=1)
         refusals: list[str] = []
         for step, (kind, which, megabytes, share) in enumerate(ops):
             msisdn = tree.lines[which].msisdn
