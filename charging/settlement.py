@@ -42,6 +42,13 @@ def settle(
     settled = Settled(units=used)
     left = used
     entries = []
+    reason = f"{ctx.service} usage"
+
+    def usage_entry(**change) -> LedgerEntry:
+        return LedgerEntry(
+            kind=LedgerEntry.Kind.USAGE, reference=reference, usage_event_id=usage_event_id, created_at=ctx.at, **change
+        )
+
     for hold in holds:
         take = min(hold.units, left)
         left -= take
@@ -52,16 +59,7 @@ def settle(
                 bucket.remaining -= take
                 settled.from_allowances += take
                 entries.append(
-                    LedgerEntry(
-                        billing_account_id=bucket.billing_account_id,
-                        bucket=bucket,
-                        kind=LedgerEntry.Kind.USAGE,
-                        units=-take,
-                        reference=reference,
-                        usage_event_id=usage_event_id,
-                        reason=f"{ctx.service} usage",
-                        created_at=ctx.at,
-                    )
+                    usage_entry(billing_account_id=bucket.billing_account_id, bucket=bucket, units=-take, reason=reason)
                 )
             continue
         balance = locked.money[hold.account_id]
@@ -78,17 +76,9 @@ def settle(
         balance.amount -= amount
         balance.period_spent += amount
         settled.amount += amount
+        over = " over the limit" if hold.price_key == OVERAGE else ""
         entries.append(
-            LedgerEntry(
-                billing_account_id=hold.account_id,
-                money_balance=balance,
-                kind=LedgerEntry.Kind.USAGE,
-                amount=-amount,
-                reference=reference,
-                usage_event_id=usage_event_id,
-                reason=f"{ctx.service} usage" + (" over the limit" if hold.price_key == OVERAGE else ""),
-                created_at=ctx.at,
-            )
+            usage_entry(billing_account_id=hold.account_id, money_balance=balance, amount=-amount, reason=reason + over)
         )
     for limit_id in limit_ids:
         limit = locked.limits_by_id[limit_id]  # a KeyError here is a hold the caller forgot to lock: never skip it
