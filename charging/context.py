@@ -66,39 +66,21 @@ def charging_contexts(
     device nodes of the lines, their trees' inner nodes (to walk each path up), the
     companies' steering rules and the tariffs."""
     line_ids = {line.pk for line, *_ in requests}
-    devices = {
-        node.line_id: node
-        for node in CostCentre.objects.filter(line_id__in=line_ids).only(
-            "pk", "line_id", "parent_id", "tree_id", "company_id", "personal_account_id"
-        )
-    }
-    parents = dict(
-        CostCentre.objects.filter(tree_id__in={node.tree_id for node in devices.values()})
-        .exclude(kind=CostCentre.Kind.DEVICE)
-        .values_list("pk", "parent_id")
-    )
+    paths = line_paths(line_ids=line_ids)
     rules: dict[int, list[SteeringRule]] = {}
-    for rule in SteeringRule.objects.filter(company_id__in={node.company_id for node in devices.values()}):
+    for rule in SteeringRule.objects.filter(company_id__in={path.company_id for path in paths.values()}):
         rules.setdefault(rule.company_id, []).append(rule)
     tariffs = TariffCache(line_ids=line_ids)
     contexts = []
     for line, service, zone, at in requests:
-        node = devices.get(line.pk)
-        path_ids: list[int] = []
-        steered_personal = False
-        if node is not None:
-            path_ids = [node.pk]
-            parent = node.parent_id
-            while parent is not None:
-                path_ids.append(parent)
-                parent = parents.get(parent)
-            path_ids.reverse()
-            steered_personal = node.personal_account_id is not None and (
-                steering_payer(rules=rules.get(node.company_id, []), service=service, zone=zone, at=at)
-                == SteeringRule.Payer.PERSONAL
-            )
+        path = paths.get(line.pk)
+        path_ids = path.node_ids if path else []
+        personal_account_id = path.personal_account_id if path else None
+        company_rules = rules.get(path.company_id, []) if path else []
+        steered_personal = personal_account_id is not None and (
+            steering_payer(rules=company_rules, service=service, zone=zone, at=at) == SteeringRule.Payer.PERSONAL
+        )
         tariff = tariffs.tariff(line_id=line.pk, service=service)
-        personal_account_id = node.personal_account_id if node is not None else None
         contexts.append(
             ChargingContext(
                 line=line,
@@ -112,7 +94,7 @@ def charging_contexts(
                 steered_personal=steered_personal,
                 tariff=tariff,
                 rates=tariffs.rates(tariff=tariff),
-                steering_rules=rules.get(node.company_id, []) if node is not None else [],
+                steering_rules=company_rules,
             )
         )
     for ctx in contexts:
@@ -121,6 +103,42 @@ def charging_contexts(
                 line_id=ctx.line.pk, service=ctx.service, at=ctx.at, exclude_session_id=session_id
             )
     return contexts
+
+
+@dataclass
+class LinePath:
+    """Where a line sits in its company's tree: its device node and every cost centre above
+    it, root first."""
+
+    node_ids: list[int]
+    company_id: int
+    personal_account_id: int | None
+
+
+def line_paths(*, line_ids: set[int]) -> dict[int, LinePath]:
+    """The paths of many lines in two queries: their device nodes, and their trees' inner
+    nodes to walk each path up. A line outside any company has none."""
+    devices = {
+        node.line_id: node
+        for node in CostCentre.objects.filter(line_id__in=line_ids).only(
+            "pk", "line_id", "parent_id", "tree_id", "company_id", "personal_account_id"
+        )
+    }
+    parents = dict(
+        CostCentre.objects.filter(tree_id__in={node.tree_id for node in devices.values()})
+        .exclude(kind=CostCentre.Kind.DEVICE)
+        .values_list("pk", "parent_id")
+    )
+    paths = {}
+    for line_id, node in devices.items():
+        node_ids = [node.pk]
+        parent = node.parent_id
+        while parent is not None:
+            node_ids.append(parent)
+            parent = parents.get(parent)
+        node_ids.reverse()
+        paths[line_id] = LinePath(node_ids, node.company_id, node.personal_account_id)
+    return paths
 
 
 def line_period_usage(*, line_id: int, service: str, at: datetime, exclude_session_id: int | None = None) -> int:

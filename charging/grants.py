@@ -152,7 +152,7 @@ def lock_for_batch(
     for ctx in ctxs:  # steered or not: a batch's records may be steered differently by time of day
         nodes_by_unit.setdefault(ctx.unit, set()).update(ctx.path_ids)
     limits = node_limits_lock(nodes_by_unit=nodes_by_unit, limit_ids=set(limit_ids))
-    _roll_limit_periods(limits=limits, at=at)
+    limit_periods_roll(limits=limits, at=at)
     buckets = buckets_lock_by_id(bucket_ids=usable_buckets_of(ctxs=ctxs) | set(bucket_ids))
     accounts = set(account_ids)
     for ctx in ctxs:
@@ -250,7 +250,7 @@ def _draw_allowances_then_money(
 ) -> int:
     got = 0
     held = {h.bucket_id: h.units for h in plan.holds if h.bucket_id}
-    for bucket in sorted(locked.buckets.values(), key=_draw_order(ctx.at)):
+    for bucket in sorted(locked.buckets.values(), key=bucket_draw_order(ctx.at)):
         if got == units:
             break
         if not _usable(bucket=bucket, ctx=ctx):
@@ -337,7 +337,7 @@ def _why_short(*, ctx: ChargingContext, limits: list[NodeLimit], plan: GrantPlan
     return FinalUnitAction.TERMINATE
 
 
-def _draw_order(at: datetime):
+def bucket_draw_order(at: datetime):
     return lambda b: (b.priority, b.valid_until is None, b.valid_until or at, b.pk)
 
 
@@ -346,7 +346,7 @@ def _usable(*, bucket: Bucket, ctx: ChargingContext) -> bool:
     return held_on_path and bucket.unit == ctx.unit and bucket.is_valid_at(ctx.at) and not ctx.steered_personal
 
 
-def _roll_limit_periods(*, limits: list[NodeLimit], at: datetime) -> None:
+def limit_periods_roll(*, limits: list[NodeLimit], at: datetime) -> None:
     """A limit counts from the start of its period; a new period starts from zero. A limit
     set up during a period counts from that period's start. Written back in a statement or
     two, however many limits rolled."""

@@ -464,3 +464,40 @@ class ThresholdNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.percent}% of {self.bucket or self.limit}"
+
+
+class QuotaSlice(models.Model):
+    """Units of a bucket or a limit handed to the online quota store (``charging.quota``).
+
+    A slice is part of the row's ``reserved``: the store grants sessions only out of its
+    slices, so the database never promises a unit twice. What sessions of the store used is
+    applied back from its log (``QuotaLogPosition``), taking it out of the slice.
+    """
+
+    bucket = models.OneToOneField(Bucket, on_delete=models.CASCADE, null=True, blank=True, related_name="quota_slice")
+    limit = models.OneToOneField(NodeLimit, on_delete=models.CASCADE, null=True, blank=True, related_name="quota_slice")
+    units = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(units__gte=0), name="quota_slice_not_negative"),
+            models.CheckConstraint(
+                condition=models.Q(bucket__isnull=False, limit__isnull=True)
+                | models.Q(bucket__isnull=True, limit__isnull=False),
+                name="quota_slice_of_bucket_or_limit",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.units} of {self.bucket or self.limit}"
+
+
+class QuotaLogPosition(models.Model):
+    """How far the quota store's log has been applied to the database, written in the same
+    transaction as what it applied: each log entry is applied exactly once."""
+
+    name = models.CharField(max_length=50, unique=True)
+    last_id = models.CharField(max_length=40, default="0-0")
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.last_id}"

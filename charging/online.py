@@ -22,6 +22,7 @@ from charging.context import charging_context
 from charging.grants import GrantPlan, HoldPlan, Locked, lock_for, plan_grant
 from charging.locks import charging_session_lock, charging_session_lock_by_pk
 from charging.models import ChargingSession, Reservation, ReservationHold
+from charging.quota import quota_store_enabled
 from charging.requests import (
     NETWORK,
     ChargingError,
@@ -61,6 +62,15 @@ def session_start(
     if request_number != 0:
         raise ChargingError("out_of_order", "A session starts with request number 0.", field="request_number")
     key = session_request_key(source, session_id, request_number)
+    details = {"source": source, "session_id": session_id, "msisdn": msisdn, "service": service, "zone": zone}
+    if quota_store_enabled():
+        from charging.quota import sessions  # the store falls back on this module: imported late
+
+        return sessions.session_start(key=key, **details, requested_units=requested_units, at=at)
+    return session_start_in_database(key=key, **details, requested_units=requested_units, at=at)
+
+
+def session_start_in_database(*, key, source, session_id, msisdn, service, zone, requested_units, at) -> dict:
     return answer_once(key, lambda: _session_start(key, source, session_id, msisdn, service, zone, requested_units, at))
 
 
@@ -76,9 +86,7 @@ def session_update(
     """Settles what the session used since its last grant and grants more if asked."""
     check_units(requested_units=requested_units, used_units=used_units)
     key = session_request_key(source, session_id, request_number)
-    return answer_once(
-        key, lambda: _session_continue(key, source, session_id, request_number, used_units, requested_units, at)
-    )
+    return _session_continue_routed(key, source, session_id, request_number, used_units, requested_units, at)
 
 
 def session_terminate(
@@ -87,7 +95,51 @@ def session_terminate(
     """Settles the final usage and releases whatever was granted but not used."""
     check_units(used_units=used_units)
     key = session_request_key(source, session_id, request_number)
-    return answer_once(key, lambda: _session_continue(key, source, session_id, request_number, used_units, None, at))
+    return _session_continue_routed(key, source, session_id, request_number, used_units, None, at)
+
+
+def _session_continue_routed(key, source, session_id, request_number, used, requested, at) -> dict:
+    details = {"key": key, "source": source, "session_id": session_id, "request_number": request_number, "at": at}
+    if quota_store_enabled():
+        from charging.quota import sessions  # the store falls back on this module: imported late
+
+        return sessions.session_continue(**details, used=used, requested=requested)
+    return session_continue_in_database(**details, used=used, requested=requested)
+
+
+def session_continue_in_database(*, key, source, session_id, request_number, used, requested, at) -> dict:
+    """An update, or with ``requested`` None a terminate, of a session charged in the database."""
+    return answer_once(key, lambda: _session_continue(key, source, session_id, request_number, used, requested, at))
+
+
+def session_adopt(
+    *, key, source, session_id, line_id, service, zone, opened_at, request_number, used_before, used_now, requested, at
+) -> dict:
+    """Opens in the database a session the quota store hands over when its allowances no
+    longer cover it (the store settled ``used_now`` of its ``used_before`` units): from this
+    request on, the database grants it, in money or as its limits' policies say."""
+    with transaction.atomic():
+        session = ChargingSession.objects.create(
+            source=source,
+            session_id=session_id,
+            line_id=line_id,
+            service=service,
+            zone=zone,
+            request_number=request_number,
+            used_units=used_before,
+            opened_at=opened_at,
+            updated_at=at,
+        )
+        ctx = charging_context(line=session.line, service=service, zone=zone, at=at, session_id=session.pk)
+        locked = lock_for(ctx=ctx)
+        plan = plan_grant(ctx=ctx, locked=locked, requested=requested, session_used=used_before)
+        _hold(session=session, plan=plan, locked=locked, at=at)
+        locked_save(locked)
+        settled = Settled(units=used_now, from_allowances=used_now)
+        answer = _answer(session=session, request_number=request_number, plan=plan, settled=settled, at=at)
+        answer_remember(key, "update", answer)
+        live.changed_on_commit(line_ids=[line_id], node_ids=ctx.cost_centre_ids)
+    return answer
 
 
 def _session_start(key, source, session_id, msisdn, service, zone, requested, at) -> dict:

@@ -37,3 +37,31 @@ def rows_update(model: type[models.Model], rows: Sequence[models.Model], fields:
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
+
+
+def rows_insert(model: type[models.Model], fields: list[str], values: Sequence[tuple], *, skip_conflicts=False) -> None:
+    """Inserts rows given as tuples of ``fields`` values (a foreign key by its id; plain
+    values: str, int, Decimal, datetime, or a dict for JSON), a few
+    thousand per statement, without building a model instance per row; with
+    ``skip_conflicts``, a row that would break a unique constraint is left out."""
+    if not values:
+        return
+    columns = [model._meta.get_field(name) for name in fields]
+    if connection.vendor != "postgresql":
+        names = [column.attname for column in columns]
+        objects = [model(**dict(zip(names, row, strict=True))) for row in values]
+        model.objects.bulk_create(objects, batch_size=500, ignore_conflicts=skip_conflicts)
+        return
+    from psycopg2.extras import Json, execute_values
+
+    json_at = [i for i, column in enumerate(columns) if isinstance(column, models.JSONField)]
+    rows = values
+    if json_at:  # the only values psycopg2 cannot adapt as they are
+        rows = [tuple(Json(v) if i in json_at else v for i, v in enumerate(row)) for row in values]
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(column.column) for column in columns)
+    conflict = " ON CONFLICT DO NOTHING" if skip_conflicts else ""
+    # Only quoted identifiers from the model's metadata are formatted in; values are parameters.
+    sql = f"INSERT INTO {table} ({names}) VALUES %s{conflict}"  # noqa: S608
+    with connection.cursor() as cursor:
+        execute_values(cursor.cursor, sql, rows, page_size=2000)

@@ -5,6 +5,9 @@ from django.db import OperationalError
 
 from charging.models import ThresholdNotice, UsageEvent
 from charging.online import reservations_expire
+from charging.quota import quota_store_enabled
+from charging.quota.log import log_apply
+from charging.quota.sessions import sessions_expire as quota_sessions_expire
 from charging.services import usage_event_charge, usage_events_charge
 from charging.thresholds import threshold_notice_notify
 
@@ -35,7 +38,16 @@ def charge_usage_batch(event_ids: list[int]) -> int:
 def expire_reservations() -> int:
     """Releases the grants of sessions that stopped reporting. Beat runs it every minute, so a
     failed run is simply retried by the next one."""
-    return reservations_expire()
+    expired = reservations_expire()
+    if quota_store_enabled():
+        expired += quota_sessions_expire()
+    return expired
+
+
+@shared_task(**RETRY_ON_DATABASE_HICCUPS)
+def apply_quota_log() -> int:
+    """Writes what the quota store's sessions did to the database (a no-op when it is off)."""
+    return log_apply() if quota_store_enabled() else 0
 
 
 @shared_task(**RETRY_ON_DATABASE_HICCUPS)

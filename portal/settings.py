@@ -154,6 +154,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # The quota store's log reaches the ledger within about a second (when the store is on).
+    "charging-apply-quota-log": {
+        "task": "charging.tasks.apply_quota_log",
+        "schedule": 1.0,
+        "options": {"expires": 5},
+    },
 }
 
 # --- Charging ----------------------------------------------------------------------------------
@@ -162,6 +168,12 @@ CELERY_BEAT_SCHEDULE: dict = {
 CHARGING_BATCH_SIZE = int(os.environ.get("CHARGING_BATCH_SIZE", "1000"))
 # How long an online grant is held before a silent session's units are released.
 CHARGING_GRANT_VALIDITY_SECONDS = int(os.environ.get("CHARGING_GRANT_VALIDITY_SECONDS", "300"))
+# Online sessions granted out of slices held in Redis, with a log applied to the database
+# (``charging.quota``): for operators whose shared pools take more grants than one database
+# row can. Needs REDIS_URL, a worker and beat (they apply the log every second).
+CHARGING_QUOTA_STORE = env_bool("CHARGING_QUOTA_STORE", False) and bool(REDIS_URL)
+# What part of a counter's headroom one slice hands to the store.
+CHARGING_QUOTA_SHARE = float(os.environ.get("CHARGING_QUOTA_SHARE", "0.25"))
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

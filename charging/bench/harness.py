@@ -46,6 +46,7 @@ class RunResult:
     units: int
     latencies_ms: list[float] = field(repr=False)
     first_error: str = ""
+    log_backlog: int = 0  # quota store entries not yet applied when the run ended
 
     @property
     def ops_per_second(self) -> float:

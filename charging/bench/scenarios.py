@@ -2,16 +2,23 @@
 sessions from many processes, offline batches, and the checks that nothing was overspent.
 """
 
+import multiprocessing
 from dataclasses import dataclass
 
+from django.db import connections
 from django.db.models import F, Sum
 
 from charging.bench.harness import BenchCompany, RunResult, build_bench_company, run_concurrently
 from charging.models import Bucket, NodeLimit, UsageEvent
 from charging.online import session_start, session_terminate
+from charging.quota import quota_store_enabled, store
+from charging.quota.log import log_apply
+from charging.quota.profiles import profiles_warm
+from charging.quota.slices import slices_warm
 from charging.services import bucket_grant
 from charging.units import Unit
 from enterprise.models import CostCentre
+from portal.models import Line
 
 MB = 1024**2
 
@@ -42,7 +49,9 @@ def pooled_company_build(*, lines: int, fanout: tuple[int, ...], pool_units: int
 
 def online_run(*, company: PooledCompany, workers: int, seconds: float, units: int) -> RunResult:
     """Each worker opens sessions on lines of its own, one after another: a grant, then a
-    settlement of all it was granted. Every call (grant or settlement) is one operation."""
+    settlement of all it was granted. Every call (grant or settlement) is one operation.
+    With the quota store on, its log is applied to the database all along, by a process of
+    its own (as the worker would), so that work is part of what the machine does."""
     msisdns = company.bench.msisdns
     granted: dict[int, int] = {}  # per worker process: what its open session was granted
 
@@ -56,7 +65,48 @@ def online_run(*, company: PooledCompany, workers: int, seconds: float, units: i
         session_terminate(session_id=session_id, request_number=1, used_units=granted.pop(worker, 0))
         return 0
 
-    return run_concurrently(operation=operation, workers=workers, seconds=seconds)
+    if not quota_store_enabled():
+        return run_concurrently(operation=operation, workers=workers, seconds=seconds)
+    with LogApplier() as applier:
+        result = run_concurrently(operation=operation, workers=workers, seconds=seconds)
+    result.log_backlog = applier.backlog
+    return result
+
+
+def quota_store_warm(*, company: PooledCompany) -> tuple[int, int]:
+    """What the engine loads when it starts: the lines' profiles and slices of every counter."""
+    lines = list(Line.objects.filter(pk__in=company.bench.line_ids))
+    profiles = profiles_warm(lines=lines, service="data")
+    limits = set(NodeLimit.objects.filter(node__company=company.bench.company).values_list("pk", flat=True))
+    slices = slices_warm(bucket_ids={company.pool.pk}, limit_ids=limits, wanted=MB)
+    return profiles, slices
+
+
+class LogApplier:
+    """Applies the quota store's log from a process of its own while the block runs; on exit,
+    notes how many entries were still waiting (``backlog``), then applies them."""
+
+    def __enter__(self):
+        connections.close_all()  # the child opens its own
+        context = multiprocessing.get_context("fork")
+        self._stop = context.Event()
+        self._process = context.Process(target=_apply_until, args=(self._stop,))
+        self._process.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.backlog = store.client().xlen(store.log_key())
+        self._stop.set()
+        self._process.join(timeout=120)
+        log_apply()
+        return False
+
+
+def _apply_until(stop) -> None:
+    while not stop.is_set():
+        if not log_apply():
+            stop.wait(0.05)  # nothing waiting: look again shortly
+    connections.close_all()
 
 
 def overspend(*, company: PooledCompany) -> int:

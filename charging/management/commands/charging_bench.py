@@ -5,11 +5,13 @@ Runs in a throw-away database of its own (created and dropped like the test data
 it never touches the portal's data. Needs PostgreSQL (DATABASE_URL).
 """
 
+import os
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+from django.test import override_settings
 
 from charging.bench.harness import hot_row_baseline
 from charging.bench.scenarios import (
@@ -19,8 +21,12 @@ from charging.bench.scenarios import (
     online_run,
     overspend,
     pooled_company_build,
+    quota_store_warm,
 )
 from charging.offline import usage_batch_ingest
+from charging.quota import quota_store_enabled
+from charging.quota.slices import slices_return
+from charging.quota.store import quota_store_clear
 from charging.selectors import ledger_mismatches
 from portal.celery import app as celery_app
 
@@ -38,6 +44,11 @@ class Command(BaseCommand):
             "--batch", type=int, default=None, help="Records per posted batch (default: CHARGING_BATCH_SIZE)."
         )
         parser.add_argument("--keep-db", action="store_true", help="Keep the bench database afterwards.")
+        parser.add_argument(
+            "--no-quota-store",
+            action="store_true",
+            help="Charge online sessions in the database even when REDIS_URL is set.",
+        )
 
     def handle(self, *args, **options):
         if connection.vendor != "postgresql":
@@ -46,8 +57,14 @@ class Command(BaseCommand):
         creation = connection.creation
         old_name = connection.settings_dict["NAME"]
         creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+        quota = bool(settings.REDIS_URL) and not options["no_quota_store"]
         try:
-            self._run(options, fanout)
+            with override_settings(CHARGING_QUOTA_STORE=quota, CHARGING_QUOTA_PREFIX=f"bench-{os.getpid()}"):
+                try:
+                    self._run(options, fanout)
+                finally:
+                    if quota:
+                        quota_store_clear()
         finally:
             if not options["keep_db"]:
                 creation.destroy_test_db(old_name, verbosity=0)
@@ -59,6 +76,14 @@ class Command(BaseCommand):
         took = time.perf_counter() - started
         say(f"built a company of {options['lines']:,} lines, limits on every node, in {took:.1f} s")
 
+        if quota_store_enabled():
+            started = time.perf_counter()
+            profiles, slices = quota_store_warm(company=company)
+            took = time.perf_counter() - started
+            say(f"quota store: {profiles:,} line profiles and {slices:,} slices loaded in {took:.1f} s")
+        else:
+            say("quota store off (no REDIS_URL, or --no-quota-store): sessions are charged in the database")
+
         hot_row = hot_row_baseline(connections_count=options["workers"], seconds=options["seconds"])
         say(f"hot-row baseline: {hot_row:,.0f} conditional one-row updates/s, {options['workers']} connections")
 
@@ -69,6 +94,12 @@ class Command(BaseCommand):
         )
         if online.first_error:
             say(f"first online error:\n{online.first_error}")
+        if quota_store_enabled():
+            returned = slices_return()
+            say(
+                f"quota store: {online.log_backlog:,} log entries were waiting when the run ended (applied since);"
+                f" {len(returned):,} slices handed back"
+            )
 
         offline_rate = self._offline(company, options)
         say(f"offline: {offline_rate:,.0f} usage records/s through the batch path")

@@ -1,0 +1,176 @@
+"""Applying the quota store's log to the database, in batches, each entry exactly once.
+
+Every session step appends an entry: its answer, what it took from each allowance and limit,
+and how the session ended. A batch is one transaction that moves the counters (out of their
+slices), writes a ledger entry per allowance a step drew on, keeps the answers for repeats,
+records ended sessions and moves the log position, so a crash anywhere repeats nothing.
+Threshold notices and live pushes follow, as after any charge.
+"""
+
+import json
+from collections import defaultdict
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from charging import live
+from charging.grants import limit_periods_roll
+from charging.locks import buckets_lock_by_id, node_limits_lock
+from charging.models import (
+    Bucket,
+    ChargingRequest,
+    ChargingSession,
+    LedgerEntry,
+    NodeLimit,
+    QuotaLogPosition,
+    Reservation,
+)
+from charging.quota import store
+from charging.quota.slices import slices_add_locked
+from charging.row_updates import rows_insert, rows_update
+from charging.thresholds import thresholds_check
+
+KINDS = {"start": "initial", "update": "update", "terminate": "terminate"}
+LEDGER_FIELDS = ["kind", "billing_account", "bucket", "units", "amount", "reference", "reason", "created_at"]
+SESSION_FIELDS = [
+    "source",
+    "session_id",
+    "line",
+    "service",
+    "zone",
+    "status",
+    "request_number",
+    "used_units",
+    "amount_charged",
+    "opened_at",
+    "updated_at",
+]
+
+
+def log_apply(*, batch: int = 2000) -> int:
+    """Applies what the log holds (``batch`` entries per transaction); returns how many."""
+    applied = 0
+    while True:
+        count, last_id = _apply_batch(batch=batch)
+        if not count:
+            return applied
+        applied += count
+        milliseconds, sequence = last_id.split("-")
+        store.client().xtrim(store.log_key(), minid=f"{milliseconds}-{int(sequence) + 1}", approximate=False)
+        if count < batch:
+            return applied
+
+
+@transaction.atomic
+def _apply_batch(*, batch: int) -> tuple[int, str]:
+    QuotaLogPosition.objects.get_or_create(name=store.prefix())
+    position = QuotaLogPosition.objects.select_for_update().get(name=store.prefix())  # one applier at a time
+    entries = store.client().xrange(store.log_key(), min=f"({position.last_id}", count=batch)
+    if not entries:
+        return 0, position.last_id
+    _apply([json.loads(fields[b"e"]) for _, fields in entries])
+    position.last_id = entries[-1][0].decode()
+    position.save(update_fields=["last_id"])
+    return len(entries), position.last_id
+
+
+def _apply(entries: list[dict]) -> None:
+    from charging.quota.sessions import answer_from  # the answers' shape lives with the sessions
+
+    metas = [json.loads(entry["meta"]) for entry in entries]
+    bucket_takes: dict[int, int] = defaultdict(int)
+    limit_ids: set[int] = set()
+    for entry in entries:
+        for key, units in entry["takes"] or ():
+            bucket_takes[store.counter_of(key)[1]] += int(units)
+        limit_ids.update(store.counter_of(key)[1] for key, _ in entry["limits"] or ())
+    now = timezone.now()
+    limits = {limit.pk: limit for limit in node_limits_lock(nodes_by_unit={}, limit_ids=limit_ids)}
+    limit_periods_roll(limits=list(limits.values()), at=now)
+    buckets = buckets_lock_by_id(bucket_ids=set(bucket_takes))
+
+    ledger, answers, ended = [], [], []
+    slices: dict[str, int] = defaultdict(int)
+    for entry, meta in zip(entries, metas, strict=True):
+        at = datetime.fromisoformat(entry["at"])
+        reference = f"session:{meta['source']}:{meta['session_id']}"
+        reason = f"{meta['service']} usage"
+        for key, units in entry["takes"] or ():
+            bucket, units = buckets[store.counter_of(key)[1]], int(units)
+            bucket.remaining -= units
+            bucket.reserved -= units
+            slices[key] -= units
+            ledger.append(
+                (LedgerEntry.Kind.USAGE, bucket.billing_account_id, bucket.pk, -units, 0, reference, reason, at)
+            )
+        for key, units in entry["limits"] or ():
+            limit, units = limits[store.counter_of(key)[1]], int(units)
+            limit.reserved -= units
+            slices[key] -= units
+            if at >= limit.period_start:  # usage of a period already closed counts in none
+                limit.used += units
+        if entry["answer"]:
+            answer = answer_from(entry["answer"], session_id=meta["session_id"])
+            answers.append((entry["key"], KINDS[entry["op"]], answer, 200, at))
+        if entry["status"] in ("terminated", "expired"):
+            ended.append((entry, meta, at))
+
+    rows_update(NodeLimit, list(limits.values()), ["used", "reserved"])
+    rows_update(Bucket, list(buckets.values()), ["remaining", "reserved"])
+    slices_add_locked(slices)
+    rows_insert(LedgerEntry, LEDGER_FIELDS, ledger)
+    rows_insert(ChargingRequest, ["key", "kind", "answer", "status_code", "created_at"], answers, skip_conflicts=True)
+    _sessions_record(ended)
+    thresholds_check(buckets=buckets.values(), limits=limits.values(), at=now)
+    live.changed_on_commit(
+        line_ids={meta["line"] for meta in metas}, node_ids={node for meta in metas for node in meta["nodes"]}
+    )
+
+
+def _sessions_record(ended: list[tuple[dict, dict, datetime]]) -> None:
+    """The store's ended sessions, as the database path would have left them; an expired one
+    with the grant it lost, so a late report is charged up to it."""
+    if not ended:
+        return
+    rows_insert(
+        ChargingSession,
+        SESSION_FIELDS,
+        [
+            (
+                meta["source"],
+                meta["session_id"],
+                meta["line"],
+                meta["service"],
+                meta["zone"],
+                entry["status"],
+                int(entry["number"]),
+                int(entry["total"]),
+                0,
+                datetime.fromisoformat(meta["opened_at"]),
+                at,
+            )
+            for entry, meta, at in ended
+        ],
+        skip_conflicts=True,
+    )
+    lost = [(entry, meta, at) for entry, meta, at in ended if entry["status"] == "expired" and int(entry["granted"])]
+    if not lost:
+        return
+    sessions = {
+        (row.source, row.session_id): row
+        for row in ChargingSession.objects.filter(
+            session_id__in={meta["session_id"] for _, meta, _ in lost},
+            source__in={meta["source"] for _, meta, _ in lost},
+        )
+    }
+    Reservation.objects.bulk_create(
+        Reservation(
+            session=sessions[(meta["source"], meta["session_id"])],
+            units=int(entry["granted"]),
+            granted_at=datetime.fromisoformat(entry["granted_at"]) if entry["granted_at"] else at,
+            expires_at=at,
+            status=Reservation.Status.EXPIRED,
+        )
+        for entry, meta, at in lost
+    )

@@ -1,0 +1,320 @@
+"""Online sessions charged in the quota store, falling back to the database when they must.
+
+Each request is one script call (``session_step.lua``). When a counter's slice is short, the
+database hands it another (``slices_take``) and the step runs again; when the database has no
+more, the step grants what every limit still allows and says it is the last grant. A
+session whose allowances run out is handed to the database, which charges money from there
+on; a request for a session the store does not hold goes to the database as it is.
+"""
+
+import json
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from charging import online
+from charging.quota import store
+from charging.quota.log import log_apply
+from charging.quota.profiles import Mode, Profile, line_profile
+from charging.quota.slices import slices_take
+from charging.requests import ChargingError, active_line
+
+ROUNDS = 3  # a refill can be taken by concurrent sessions before this one retries
+
+
+def keep_seconds() -> int:
+    """How long answers and ended sessions stay in the store for repeats (the log keeps them
+    in the database for good)."""
+    return int(getattr(settings, "CHARGING_QUOTA_KEEP_SECONDS", 86400))
+
+
+def session_start(*, key, source, session_id, msisdn, service, zone, requested_units, at: datetime | None) -> dict:
+    at = at or timezone.now()
+    profile = line_profile(msisdn=msisdn, service=service, at=at)
+    if profile.mode in (Mode.UNKNOWN, Mode.INACTIVE):
+        active_line(msisdn)  # says why, as the database path would
+    if profile.mode == Mode.QUOTA:
+        meta = {
+            "source": source,
+            "session_id": session_id,
+            "msisdn": msisdn,
+            "service": service,
+            "zone": zone,
+            "line": profile.line_id,
+            "opened_at": at.isoformat(),
+            "nodes": profile.node_ids,
+        }
+        outcome = _granting_step(
+            "start",
+            key=key,
+            session_id=session_id,
+            source=source,
+            profile=profile,
+            requested=requested_units,
+            at=at,
+            meta=json.dumps(meta),
+        )
+        if outcome is not None:
+            return outcome
+    if not _claim_for_database(source=source, session_id=session_id):
+        return session_start(
+            key=key,
+            source=source,
+            session_id=session_id,
+            msisdn=msisdn,
+            service=service,
+            zone=zone,
+            requested_units=requested_units,
+            at=at,
+        )  # a twin opened it here: its answer
+    return online.session_start_in_database(
+        key=key,
+        source=source,
+        session_id=session_id,
+        msisdn=msisdn,
+        service=service,
+        zone=zone,
+        requested_units=requested_units,
+        at=at,
+    )
+
+
+def session_continue(*, key, source, session_id, request_number, used, requested, at: datetime | None) -> dict:
+    """An update (``requested`` may be 0) or, with ``requested`` None, a terminate."""
+    at = at or timezone.now()
+    op = "terminate" if requested is None else "update"
+    profile = Profile(mode=Mode.QUOTA)
+    if requested:
+        meta = store.client().hget(store.session_key(source, session_id), "meta")
+        if meta is not None:
+            details = json.loads(meta)
+            profile = line_profile(msisdn=details["msisdn"], service=details["service"], at=at)
+            if profile.mode != Mode.QUOTA:
+                return _hand_over(
+                    key=key,
+                    source=source,
+                    session_id=session_id,
+                    number=request_number,
+                    used=used,
+                    requested=requested,
+                    at=at,
+                )
+    outcome = _granting_step(
+        op,
+        key=key,
+        session_id=session_id,
+        source=source,
+        profile=profile,
+        requested=requested or 0,
+        number=request_number,
+        used=used,
+        at=at,
+    )
+    if outcome is None:  # the allowances no longer cover it: the database charges money from here on
+        return _hand_over(
+            key=key, source=source, session_id=session_id, number=request_number, used=used, requested=requested, at=at
+        )
+    return outcome
+
+
+def _granting_step(
+    op, *, key, session_id, source, profile: Profile, requested, at, number=0, used=0, meta=""
+) -> dict | None:
+    """Runs the step, refilling short counters between rounds; None when money is needed."""
+    conn = store.client()
+    final = False
+    for round_ in range(ROUNDS):
+        result = _step(
+            op,
+            key=key,
+            source=source,
+            session_id=session_id,
+            profile=profile,
+            number=number,
+            used=used,
+            requested=requested,
+            final=final,
+            meta=meta,
+            at=at,
+        )
+        kind = result[0].decode()
+        if kind == "answer":
+            return answer_from(result[1].decode(), session_id=session_id)
+        if kind == "money":
+            return None
+        if kind in ("unknown", "database"):
+            return _in_database(
+                op, key=key, source=source, session_id=session_id, number=number, used=used, requested=requested, at=at
+            )
+        if kind == "late":
+            log_apply()  # the database learns how the session ended, then charges the late report
+            conn.hset(store.session_key(source, session_id), "status", "db")
+            return _in_database(
+                op, key=key, source=source, session_id=session_id, number=number, used=used, requested=requested, at=at
+            )
+        if kind == "error":
+            raise _refusal(result, session_id=session_id, number=number, used=used)
+        short = [counter.decode() for counter in result[1:]]
+        dry = conn.mget([store.dry_key(counter) for counter in short])
+        wanted = [counter for counter, flag in zip(short, dry, strict=True) if flag is None]
+        if wanted:
+            slices_take(counters=wanted, wanted=requested, at=at)
+        final = not wanted or round_ == ROUNDS - 2
+    raise AssertionError("the last round is final and always answers")
+
+
+def _step(op, *, key, source, session_id, profile: Profile, number, used, requested, final, meta, at) -> list:
+    keys = [store.session_key(source, session_id), store.answer_key(key), store.log_key(), store.expiry_key()]
+    args = [
+        op,
+        number,
+        used,
+        requested,
+        len(profile.limit_keys),
+        len(profile.bucket_keys),
+        int(final),
+        f"{at.timestamp():.3f}",
+        int(online.grant_validity().total_seconds()),
+        meta,
+        key,
+        at.isoformat(),
+        keep_seconds(),
+    ]
+    return store.session_step(keys=keys + profile.limit_keys + profile.bucket_keys, args=args)
+
+
+def _hand_over(*, key, source, session_id, number, used, requested, at) -> dict:
+    """Settles the session's use of its allowances here and opens it in the database, which
+    grants the request (in money, or whatever the database path decides) from now on."""
+    result = _step(
+        "handover",
+        key=key,
+        source=source,
+        session_id=session_id,
+        profile=Profile(mode=Mode.QUOTA),
+        number=number,
+        used=used,
+        requested=0,
+        final=True,
+        meta="",
+        at=at,
+    )
+    kind = result[0].decode()
+    if kind != "handover":
+        if kind == "answer":
+            return answer_from(result[1].decode(), session_id=session_id)
+        if kind == "error":
+            raise _refusal(result, session_id=session_id, number=number, used=used)
+        return _in_database(
+            "update",
+            key=key,
+            source=source,
+            session_id=session_id,
+            number=number,
+            used=used,
+            requested=requested,
+            at=at,
+        )
+    total, settled, meta = int(result[1]), int(result[2]), json.loads(result[3])
+    return online.session_adopt(
+        key=key,
+        source=source,
+        session_id=session_id,
+        line_id=meta["line"],
+        service=meta["service"],
+        zone=meta["zone"],
+        opened_at=datetime.fromisoformat(meta["opened_at"]),
+        request_number=number,
+        used_before=total,
+        used_now=settled,
+        requested=requested or 0,
+        at=at,
+    )
+
+
+def _in_database(op, *, key, source, session_id, number, used, requested, at) -> dict:
+    if op == "terminate":
+        return online.session_continue_in_database(
+            key=key, source=source, session_id=session_id, request_number=number, used=used, requested=None, at=at
+        )
+    return online.session_continue_in_database(
+        key=key, source=source, session_id=session_id, request_number=number, used=used, requested=requested, at=at
+    )
+
+
+def _claim_for_database(*, source: str, session_id: str) -> bool:
+    """Marks a new session as charged in the database; False if the store already holds it."""
+    conn = store.client()
+    session = store.session_key(source, session_id)
+    if conn.hsetnx(session, "status", "db"):
+        conn.expire(session, keep_seconds())
+        return True
+    return conn.hget(session, "status") == b"db"
+
+
+def _refusal(result: list, *, session_id: str, number: int, used: int) -> ChargingError:
+    code = result[1].decode()
+    if code == "closed":
+        return ChargingError("session_closed", f"Session {session_id} is terminated.", status=409)
+    if code == "out_of_order":
+        expected = int(result[2])
+        return ChargingError(
+            "out_of_order", f"Expected request number {expected}, got {number}.", field="request_number", status=409
+        )
+    if code == "exceeds":
+        return ChargingError(
+            "used_exceeds_grant", f"Reported {used} units but {int(result[2])} were granted.", field="used_units"
+        )
+    return ChargingError(
+        "out_of_order", f"Session {session_id} was started already.", field="request_number", status=409
+    )
+
+
+def answer_from(stored: str, *, session_id: str) -> dict:
+    """The answer, in the shape the database path gives, from what the store kept."""
+    status, granted, action, used, from_allowances, answered_at, number = stored.split("|")
+    return {
+        "result": "success",
+        "session_id": session_id,
+        "request_number": int(number),
+        "status": status,
+        "granted_units": int(granted),
+        "validity_seconds": int(online.grant_validity().total_seconds()) if int(granted) else 0,
+        "final_unit_action": action or None,
+        "throttled": False,
+        "used_units": int(used),
+        "units_from_allowances": int(from_allowances),
+        "amount": "0",
+        "answered_at": answered_at,
+    }
+
+
+def sessions_expire(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Ends the store's sessions whose grant lapsed (or that went quiet): their units go back
+    to the slices. Returns how many ended."""
+    now = now or timezone.now()
+    conn = store.client()
+    lapsed = conn.zrangebyscore(store.expiry_key(), "-inf", f"{now.timestamp():.3f}", start=0, num=limit)
+    ended = 0
+    for session in lapsed:
+        meta = conn.hget(session, "meta")
+        if meta is None:
+            conn.zrem(store.expiry_key(), session)
+            continue
+        details = json.loads(meta)
+        result = _step(
+            "expire",
+            key=f"expiry:{session.decode()}",
+            source=details["source"],
+            session_id=details["session_id"],
+            profile=Profile(mode=Mode.QUOTA),
+            number=0,
+            used=0,
+            requested=0,
+            final=True,
+            meta="",
+            at=now,
+        )
+        ended += result[0] == b"expired"
+    return ended

@@ -1,0 +1,95 @@
+"""The quota store's Redis keys and the scripts that change them atomically.
+
+Counters are plain integer keys holding the free part of a slice: ``<prefix>:free:b:<id>``
+for a bucket, ``<prefix>:free:l:<id>`` for a limit. A session is a hash; its answers are
+strings kept a day for repeats; the log is a stream the applier drains.
+"""
+
+from functools import cache
+from pathlib import Path
+
+import redis
+from django.conf import settings
+
+BUCKET = "b"
+LIMIT = "l"
+
+
+def prefix() -> str:
+    return getattr(settings, "CHARGING_QUOTA_PREFIX", "quota")
+
+
+@cache
+def _client_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)  # its pool reconnects in a forked child
+
+
+def client() -> redis.Redis:
+    return _client_for(settings.REDIS_URL)
+
+
+def counter_key(kind: str, pk: int) -> str:
+    return f"{prefix()}:free:{kind}:{pk}"
+
+
+def counter_of(key: str) -> tuple[str, int]:
+    """(kind, primary key) of a counter key."""
+    *_, kind, pk = key.rsplit(":", 2)
+    return kind, int(pk)
+
+
+def session_key(source: str, session_id: str) -> str:
+    return f"{prefix()}:s:{source}:{session_id}"
+
+
+def answer_key(request_key: str) -> str:
+    return f"{prefix()}:a:{request_key}"
+
+
+def log_key() -> str:
+    return f"{prefix()}:log"
+
+
+def expiry_key() -> str:
+    return f"{prefix()}:expiry"
+
+
+def dry_key(counter: str) -> str:
+    """Set for a moment when the database had nothing more for a counter, so requests that
+    find it short do not each ask the database again."""
+    return f"{counter}:dry"
+
+
+def epoch_key() -> str:
+    return f"{prefix()}:epoch"
+
+
+def profile_key(epoch: int, msisdn: str, service: str) -> str:
+    return f"{prefix()}:p:{epoch}:{msisdn}:{service}"
+
+
+def quota_store_clear() -> None:
+    """Removes every key of this store (its prefix): for benchmarks and tests."""
+    conn = client()
+    keys = list(conn.scan_iter(match=f"{prefix()}:*", count=1000))
+    for start in range(0, len(keys), 1000):
+        conn.delete(*keys[start : start + 1000])
+
+
+class Script:
+    """A Lua script loaded once per client and called by its digest."""
+
+    def __init__(self, name: str):
+        self.source = (Path(__file__).parent / f"{name}.lua").read_text()
+        self._scripts: dict[int, redis.commands.core.Script] = {}
+
+    def __call__(self, *, keys: list[str], args: list) -> list:
+        conn = client()
+        script = self._scripts.get(id(conn))
+        if script is None:
+            script = self._scripts[id(conn)] = conn.register_script(self.source)
+        return script(keys=keys, args=args)
+
+
+session_step = Script("session_step")
+slices_drain = Script("slices_drain")
