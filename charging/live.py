@@ -3,7 +3,8 @@
 Groups: ``line.<id>`` (the line's owner and agents), ``account.<id>`` (whoever owns the
 billing account: its money moved) and ``node.<id>`` (the managers of that cost centre; a
 charge is pushed to every node on the line's path, so a manager watching any ancestor sees
-it). Each line, account and node is pushed once per transaction's worth of changes.
+it). Each line, account and node is pushed once per transaction's worth of changes, and
+only if somebody watches it (see "Who is watching").
 """
 
 import logging
@@ -11,9 +12,11 @@ from collections.abc import Iterable
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
 from charging.selectors import account_money_snapshots, line_balance_snapshots, node_snapshots
+from portal.models import Line
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +49,25 @@ def changed_on_commit(
 
 
 def changed_publish(*, line_ids: list[int], node_ids: list[int], account_ids: list[int] = ()) -> None:
+    watched = watched_groups(
+        [line_group(i) for i in line_ids]
+        + [node_group(i) for i in node_ids]
+        + [account_group(i) for i in {*account_ids, *_accounts_of(line_ids)}]
+    )
+    lines = [i for i in line_ids if line_group(i) in watched]
+    nodes = [i for i in node_ids if node_group(i) in watched]
     messages = []
-    accounts: dict[int, dict] = account_money_snapshots(account_ids=account_ids)
-    for line_id, snapshot in line_balance_snapshots(line_ids=line_ids).items():
+    accounts: dict[int, dict] = account_money_snapshots(
+        account_ids=[i for i in account_ids if account_group(i) in watched]
+    )
+    for line_id, snapshot in line_balance_snapshots(line_ids=lines).items():
         messages.append((line_group(line_id), {"type": "line.changed", "line": line_id, "snapshot": snapshot}))
         accounts[snapshot["money"]["account"]] = snapshot["money"]
+    unseen = [g for g in watched if g.startswith("account.") and int(g.split(".")[1]) not in accounts]
+    accounts.update(account_money_snapshots(account_ids=[int(g.split(".")[1]) for g in unseen]))
     for account_id, money in accounts.items():
         messages.append((account_group(account_id), {"type": "account.changed", "account": account_id, "money": money}))
-    for node_id, snapshot in node_snapshots(node_ids=node_ids).items():
+    for node_id, snapshot in node_snapshots(node_ids=nodes).items():
         messages.append((node_group(node_id), {"type": "node.changed", "node": node_id, "snapshot": snapshot}))
     layer = get_channel_layer()
     if layer is None or not messages:
@@ -63,6 +77,50 @@ def changed_publish(*, line_ids: list[int], node_ids: list[int], account_ids: li
     except Exception:
         # A live push is best effort: the charge is committed and the page catches up on reload.
         logger.exception("could not publish the balance change of lines %s", line_ids[:10])
+
+
+def _accounts_of(line_ids: list[int]) -> set[int]:
+    return set(Line.objects.filter(pk__in=line_ids).values_list("billing_account_id", flat=True)) if line_ids else set()
+
+
+# --- Who is watching ----------------------------------------------------------------------------
+# With Redis, every websocket counts the groups it joined in one hash, so a charge is
+# snapshotted and pushed only to groups somebody watches (most lines have no page open). A
+# server that dies leaves its counts behind: their groups get pushes nobody reads, no worse.
+# Without Redis (one process, in-memory layer) every group is pushed.
+
+
+def _watch_key() -> str:
+    return f"{getattr(settings, 'CHANNELS_PREFIX', 'portal')}:watched"
+
+
+def _redis():
+    from charging.quota.store import client  # the one Redis connection of the charging app
+
+    return client() if settings.REDIS_URL else None
+
+
+def groups_watch(groups: Iterable[str], *, by: int = 1) -> None:
+    conn = _redis()
+    if conn is None:
+        return
+    with conn.pipeline(transaction=False) as pipe:
+        for group in groups:
+            pipe.hincrby(_watch_key(), group, by)
+        pipe.execute()
+
+
+def groups_unwatch(groups: Iterable[str]) -> None:
+    groups_watch(groups, by=-1)
+
+
+def watched_groups(groups: list[str]) -> set[str]:
+    """Those of ``groups`` that somebody watches (all of them without Redis)."""
+    conn = _redis()
+    if conn is None or not groups:
+        return set(groups)
+    counts = conn.hmget(_watch_key(), groups)
+    return {group for group, count in zip(groups, counts, strict=True) if count is not None and int(count) > 0}
 
 
 async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:

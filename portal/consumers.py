@@ -6,10 +6,11 @@ may also subscribe to one more line by id, which is allowed only if the user may
 line. Consumers never write.
 """
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from charging.live import account_group, line_group, node_group
+from charging.live import account_group, groups_unwatch, groups_watch, line_group, node_group
 from enterprise.models import ManagerAssignment
 from portal.selectors import lines_owned_by, lines_visible_to
 
@@ -36,8 +37,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def disconnect(self, code):
-        for group in getattr(self, "groups_joined", ()):
+        joined = getattr(self, "groups_joined", set())
+        for group in joined:
             await self.channel_layer.group_discard(group, self.channel_name)
+        await sync_to_async(groups_unwatch)(joined)
 
     async def receive_json(self, content, **kwargs):
         if content.get("action") != "subscribe":
@@ -64,7 +67,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "threshold.crossed", **event["notice"]})
 
     async def _join(self, group: str) -> None:
+        if group in self.groups_joined:
+            return
         await self.channel_layer.group_add(group, self.channel_name)
+        await sync_to_async(groups_watch)([group])
         self.groups_joined.add(group)
 
     def _ids(self, kind: str) -> set[int]:

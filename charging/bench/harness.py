@@ -47,6 +47,7 @@ class RunResult:
     latencies_ms: list[float] = field(repr=False)
     first_error: str = ""
     log_backlog: int = 0  # quota store entries not yet applied when the run ended
+    catch_up_seconds: float = 0.0  # and how long applying them took (counted in ``seconds``)
 
     @property
     def ops_per_second(self) -> float:

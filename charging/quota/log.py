@@ -1,10 +1,11 @@
 """Applying the quota store's log to the database, in batches, each entry exactly once.
 
-Every session step appends an entry: its answer, what it took from each allowance and limit,
+Every session step that settles appends an entry: what it took from each allowance and limit,
 and how the session ended. A batch is one transaction that moves the counters (out of their
-slices), writes a ledger entry per allowance a step drew on, keeps the answers for repeats,
-records ended sessions and moves the log position, so a crash anywhere repeats nothing.
-Threshold notices and live pushes follow, as after any charge.
+slices), writes a ledger entry per allowance a step drew on, records ended sessions and moves
+the log position, so a crash anywhere repeats nothing. Threshold notices and live pushes
+follow, as after any charge. (Answers stay in the store for repeats, ``keep_seconds``: a
+network repeats a request within seconds, and the database keeps what the answers did.)
 """
 
 import json
@@ -19,7 +20,6 @@ from charging.grants import limit_periods_roll
 from charging.locks import buckets_lock_by_id, node_limits_lock
 from charging.models import (
     Bucket,
-    ChargingRequest,
     ChargingSession,
     LedgerEntry,
     NodeLimit,
@@ -31,7 +31,6 @@ from charging.quota.slices import slices_add_locked
 from charging.row_updates import rows_insert, rows_update
 from charging.thresholds import thresholds_check
 
-KINDS = {"start": "initial", "update": "update", "terminate": "terminate"}
 LEDGER_FIELDS = ["kind", "billing_account", "bucket", "units", "amount", "reference", "reason", "created_at"]
 SESSION_FIELDS = [
     "source",
@@ -76,8 +75,6 @@ def _apply_batch(*, batch: int) -> tuple[int, str]:
 
 
 def _apply(entries: list[dict]) -> None:
-    from charging.quota.sessions import answer_from  # the answers' shape lives with the sessions
-
     metas = [json.loads(entry["meta"]) for entry in entries]
     bucket_takes: dict[int, int] = defaultdict(int)
     limit_ids: set[int] = set()
@@ -90,7 +87,7 @@ def _apply(entries: list[dict]) -> None:
     limit_periods_roll(limits=list(limits.values()), at=now)
     buckets = buckets_lock_by_id(bucket_ids=set(bucket_takes))
 
-    ledger, answers, ended = [], [], []
+    ledger, ended = [], []
     slices: dict[str, int] = defaultdict(int)
     for entry, meta in zip(entries, metas, strict=True):
         at = datetime.fromisoformat(entry["at"])
@@ -110,9 +107,6 @@ def _apply(entries: list[dict]) -> None:
             slices[key] -= units
             if at >= limit.period_start:  # usage of a period already closed counts in none
                 limit.used += units
-        if entry["answer"]:
-            answer = answer_from(entry["answer"], session_id=meta["session_id"])
-            answers.append((entry["key"], KINDS[entry["op"]], answer, 200, at))
         if entry["status"] in ("terminated", "expired"):
             ended.append((entry, meta, at))
 
@@ -120,7 +114,6 @@ def _apply(entries: list[dict]) -> None:
     rows_update(Bucket, list(buckets.values()), ["remaining", "reserved"])
     slices_add_locked(slices)
     rows_insert(LedgerEntry, LEDGER_FIELDS, ledger)
-    rows_insert(ChargingRequest, ["key", "kind", "answer", "status_code", "created_at"], answers, skip_conflicts=True)
     _sessions_record(ended)
     thresholds_check(buckets=buckets.values(), limits=limits.values(), at=now)
     live.changed_on_commit(

@@ -4,8 +4,8 @@ Read from the database once and kept in Redis, so a session's steps touch no tab
 names the limits on the line's path (root first) and its usable allowances in draw order, or
 says the line is charged in the database (no allowance, a limit with a policy other than
 block, BYOD steering) or cannot be charged (unknown, inactive). Any change to what a profile
-is made of moves the store's epoch, and with it every profile's key: the next request reads
-afresh. A profile also expires before any of its allowances starts or ends.
+is made of moves the store's epoch, read with the profile in one round trip: a profile of an
+earlier epoch is read afresh. A profile also expires before any of its allowances starts or ends.
 """
 
 import json
@@ -46,13 +46,15 @@ class Profile:
 
 def line_profile(*, msisdn: str, service: str, at: datetime) -> Profile:
     conn = store.client()
-    epoch = int(conn.get(store.epoch_key()) or 0)
-    key = store.profile_key(epoch, msisdn, service)
-    cached = conn.get(key)
+    key = store.profile_key(msisdn, service)
+    epoch, cached = conn.mget([store.epoch_key(), key])
+    epoch = int(epoch or 0)
     if cached is not None:
-        return Profile(**json.loads(cached))
+        stored = json.loads(cached)
+        if stored.pop("epoch") == epoch:
+            return Profile(**stored)
     profile, horizon = profile_build(msisdn=msisdn, service=service, at=at)
-    _remember(conn, key, profile, horizon, at=at)
+    _remember(conn, key, profile, horizon, epoch=epoch, at=at)
     return profile
 
 
@@ -127,15 +129,15 @@ def profiles_warm(*, lines: list[Line], service: str, at: datetime | None = None
         built = profiles_build(lines=chunk, service=service, at=at)
         with conn.pipeline(transaction=False) as pipe:
             for line in chunk:
-                _remember(pipe, store.profile_key(epoch, line.msisdn, service), *built[line.pk], at=at)
+                _remember(pipe, store.profile_key(line.msisdn, service), *built[line.pk], epoch=epoch, at=at)
             pipe.execute()
     return len(active)
 
 
-def _remember(conn, key: str, profile: Profile, horizon: datetime | None, *, at: datetime) -> None:
+def _remember(conn, key: str, profile: Profile, horizon: datetime | None, *, epoch: int, at: datetime) -> None:
     seconds = MAX_AGE_SECONDS if horizon is None else min(MAX_AGE_SECONDS, int((horizon - at).total_seconds()))
     if seconds > 0:
-        conn.set(key, json.dumps(asdict(profile)), ex=seconds)
+        conn.set(key, json.dumps({**asdict(profile), "epoch": epoch}), ex=seconds)
 
 
 def profiles_forget() -> None:

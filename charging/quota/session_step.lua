@@ -1,14 +1,14 @@
 -- One step of an online session in the quota store, atomically: a repeat gets the first
 -- answer; otherwise the request is checked against the session, what it used is settled
 -- (the rest of the last grant goes back to the free slices), a new grant is taken out of
--- every limit and the allowances (all of it, or nothing changes), and the answer and the
--- settlement are appended to the log for the database.
+-- every limit and the allowances (all of it, or nothing changes); the answer is kept for
+-- repeats and the settlement appended to the log for the database.
 --
 -- KEYS: session, answer, log, expiry, then the grant's limit counters, then its bucket
 --       counters in draw order.
 -- ARGV: op (start|update|terminate|expire|handover), request number, used, requested,
 --       number of limits, number of buckets, final (1: grant what there is), now (epoch s),
---       validity (s), session meta (JSON, at start), request key, answered at (ISO),
+--       validity (s), session meta (JSON, at start), answered at (ISO),
 --       seconds to keep an ended session and an answer.
 -- Units are whole numbers below 2^53, written back with %d (never in exponent form).
 
@@ -21,9 +21,8 @@ local n_limits, n_buckets = tonumber(ARGV[5]), tonumber(ARGV[6])
 local final = ARGV[7] == '1'
 local now = tonumber(ARGV[8])
 local validity = tonumber(ARGV[9])
-local request_key = ARGV[11]
-local at = ARGV[12]
-local keep = tonumber(ARGV[13])
+local at = ARGV[11]
+local keep = tonumber(ARGV[12])
 
 local function int(n) return string.format('%d', n) end
 
@@ -147,11 +146,13 @@ if op ~= 'expire' and op ~= 'handover' then
   redis.call('SET', answer_key, answer, 'EX', keep)
 end
 local entry = {
-  op = op, key = request_key, answer = answer, meta = meta, at = at, status = new_status,
+  op = op, meta = meta, at = at, status = new_status,
   number = int(number), total = int(total), takes = takes, limits = limits_used,
   granted = int(granted), granted_at = state[9] or '',
 }
-redis.call('XADD', log, '*', 'e', cjson.encode(entry))
+if op ~= 'start' then  -- a start moves no counter: the database learns of it when it settles
+  redis.call('XADD', log, '*', 'e', cjson.encode(entry))
+end
 if op == 'handover' then return {'handover', int(total), int(used), meta} end
 if op == 'expire' then return {'expired'} end
 return {'answer', answer}

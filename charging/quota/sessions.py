@@ -177,7 +177,6 @@ def _step(op, *, key, source, session_id, profile: Profile, number, used, reques
         f"{at.timestamp():.3f}",
         int(online.grant_validity().total_seconds()),
         meta,
-        key,
         at.isoformat(),
         keep_seconds(),
     ]

@@ -64,8 +64,8 @@ def epoch_key() -> str:
     return f"{prefix()}:epoch"
 
 
-def profile_key(epoch: int, msisdn: str, service: str) -> str:
-    return f"{prefix()}:p:{epoch}:{msisdn}:{service}"
+def profile_key(msisdn: str, service: str) -> str:
+    return f"{prefix()}:p:{msisdn}:{service}"
 
 
 def quota_store_clear() -> None:

@@ -97,8 +97,8 @@ class Command(BaseCommand):
         if quota_store_enabled():
             returned = slices_return()
             say(
-                f"quota store: {online.log_backlog:,} log entries were waiting when the run ended (applied since);"
-                f" {len(returned):,} slices handed back"
+                f"quota store: {online.log_backlog:,} log entries were waiting when the run ended, applied in"
+                f" {online.catch_up_seconds:.1f} s (counted in the rate above); {len(returned):,} slices handed back"
             )
 
         offline_rate = self._offline(company, options)
