@@ -9,9 +9,11 @@ Everything here works on rows the caller has locked (``charging.locks``), so the
 returns still holds when the caller applies it in the same transaction.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 
 from django.db.models import F, Q
 
@@ -25,6 +27,7 @@ from charging.models import (
     TariffRate,
 )
 from charging.periods import period_start
+from charging.quota import quota_store_enabled
 from charging.rating import affordable_units, rate
 
 
@@ -58,6 +61,8 @@ class Locked:
     limits_by_id: dict[int, NodeLimit] = field(init=False, default_factory=dict)
     limits_by_node: dict[int, list[NodeLimit]] = field(init=False, default_factory=dict)
     ledger: list = field(init=False, default_factory=list)  # entries settled, written with the counters
+    # Calls back the free part of the quota store's slices of these rows (see ``plan_grant``).
+    slices_reclaim: Callable[[], None] | None = None
 
     def __post_init__(self):
         self.as_read = dict(self.counters())
@@ -119,7 +124,8 @@ def usable_buckets_of(*, ctxs: list[ChargingContext]) -> set[int]:
     if node_ids:
         holders |= Q(cost_centre_id__in=node_ids)
     return set(
-        Bucket.objects.filter(holders, unit__in={ctx.unit for ctx in ctxs}, remaining__gt=F("reserved"))
+        Bucket.objects.filter(holders, unit__in={ctx.unit for ctx in ctxs})
+        .filter(Q(remaining__gt=F("reserved")) | Q(quota_slice__units__gt=0))  # a slice may be called back
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
         .values_list("pk", flat=True)
     )
@@ -161,6 +167,10 @@ def lock_for_batch(
         if ctx.personal_account_id:
             accounts.add(ctx.personal_account_id)
     locked = Locked(limits=limits, buckets=buckets, money_accounts=accounts, at=at)
+    if quota_store_enabled():
+        from charging.quota.slices import slices_reclaim_locked  # the store builds on this module
+
+        locked.slices_reclaim = partial(slices_reclaim_locked, limits=limits, buckets=buckets)
     if account_ids:  # holds on money are being released: lock them now, in order
         locked.lock_money()
     return locked
@@ -191,6 +201,11 @@ def plan_grant(
     if requested <= 0:
         return plan
     limits = path_limits(ctx=ctx, locked=locked)
+    if locked.slices_reclaim and _short(ctx=ctx, locked=locked, limits=limits, requested=requested):
+        # The quota store may hold what this charge lacks, in slices nobody uses yet: call
+        # them back (once per transaction) rather than refuse or charge money for it.
+        locked.slices_reclaim()
+        locked.slices_reclaim = None
     blocking = [] if must_charge else [limit for limit in limits if limit.on_exceed == NodeLimit.OnExceed.BLOCK]
     hard = [limit.headroom for limit in blocking]
     soft = [limit for limit in limits if limit.on_exceed != NodeLimit.OnExceed.BLOCK]
@@ -309,6 +324,11 @@ def _draw_money(
     amount = rate(**rating, units=affordable).amount
     plan.holds.append(HoldPlan(units=affordable, account_id=account_id, amount=amount, price_key=price_key))
     return affordable
+
+
+def _short(*, ctx: ChargingContext, locked: Locked, limits: list[NodeLimit], requested: int) -> bool:
+    allowances = sum(b.available for b in locked.buckets.values() if _usable(bucket=b, ctx=ctx))
+    return allowances < requested or any(limit.headroom < requested for limit in limits)
 
 
 def money_available(*, balance: MoneyBalance) -> Decimal:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from charging.grants import limit_periods_roll
@@ -135,6 +135,28 @@ def _unreserve(returned: dict[str, int]) -> None:
         bucket.reserved -= returned[store.counter_key(store.BUCKET, bucket.pk)]
     rows_update(NodeLimit, limits, ["reserved"])
     rows_update(Bucket, list(buckets.values()), ["reserved"])
+    slices_add_locked({key: -units for key, units in returned.items()})
+
+
+def slices_reclaim_locked(*, limits: list[NodeLimit], buckets: dict[int, Bucket]) -> None:
+    """Calls back the free part of the slices of rows the caller has locked, and lowers their
+    ``reserved`` in memory (the caller writes the rows back). If the caller's transaction
+    rolls back, those units stay reserved for nobody: an under-grant, never a double one."""
+    keys = {store.counter_key(store.LIMIT, limit.pk): limit for limit in limits}
+    keys.update((store.counter_key(store.BUCKET, bucket.pk), bucket) for bucket in buckets.values())
+    held = QuotaSlice.objects.filter(units__gt=0).filter(
+        Q(limit_id__in=[limit.pk for limit in limits]) | Q(bucket_id__in=list(buckets))
+    )
+    counters = [
+        store.counter_key(store.BUCKET, b) if b else store.counter_key(store.LIMIT, lim)
+        for b, lim in held.values_list("bucket_id", "limit_id")
+    ]
+    if not counters:
+        return
+    drained = store.slices_drain(keys=counters, args=[])
+    returned = {key: int(units) for key, units in zip(counters, drained, strict=True) if int(units)}
+    for key, units in returned.items():
+        keys[key].reserved -= units
     slices_add_locked({key: -units for key, units in returned.items()})
 
 

@@ -1,0 +1,212 @@
+"""Online sessions through the quota store (Redis): the same answers as the database path,
+the same balances and ledger once its log is applied, and the database path still right
+beside it."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from charging.models import (
+    Bucket,
+    ChargingSession,
+    LedgerEntry,
+    MoneyBalance,
+    NodeLimit,
+    QuotaSlice,
+    UsageEvent,
+)
+from charging.online import session_start, session_terminate, session_update
+from charging.quota import store
+from charging.quota.log import log_apply
+from charging.quota.sessions import sessions_expire
+from charging.quota.slices import reserved_beyond_slices, slices_in_store
+from charging.requests import ChargingError
+from charging.selectors import ledger_mismatches
+from charging.services import money_post, usage_event_ingest
+from tests.charging.quota import quota_store, settle_store  # noqa: F401 - the fixture
+from tests.charging.trees import MB, company_tree, limit_on
+from tests.factories import LineFactory, data_bucket, default_data_tariff
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quota_store")]
+
+
+def start(line, session_id="s-1", units=10 * MB):
+    return session_start(session_id=session_id, msisdn=line.msisdn, service="data", requested_units=units)
+
+
+def fresh(row):
+    row.refresh_from_db()
+    return row
+
+
+def test_a_session_settles_in_the_store_and_reaches_the_ledger_when_the_log_is_applied():
+    tree = company_tree(lines=1, pool_units=100 * MB)
+    limit = limit_on(tree.team, 50 * MB)
+    line = tree.lines[0]
+
+    assert start(line)["granted_units"] == 10 * MB
+    updated = session_update(session_id="s-1", request_number=1, used_units=4 * MB, requested_units=10 * MB)
+    ended = session_terminate(session_id="s-1", request_number=2, used_units=6 * MB)
+
+    assert (updated["used_units"], updated["units_from_allowances"], updated["granted_units"]) == (
+        4 * MB,
+        4 * MB,
+        10 * MB,
+    )
+    assert (ended["status"], ended["used_units"], ended["granted_units"]) == ("terminated", 6 * MB, 0)
+    pool = fresh(tree.pool)
+    assert pool.remaining == 100 * MB  # nothing applied yet: what the store took is reserved
+    assert pool.reserved == QuotaSlice.objects.get(bucket=pool).units >= 10 * MB
+    assert not ChargingSession.objects.exists()
+
+    settle_store()
+    assert (fresh(tree.pool).remaining, fresh(tree.pool).reserved) == (90 * MB, 0)
+    assert (fresh(limit).used, fresh(limit).reserved) == (10 * MB, 0)
+    session = ChargingSession.objects.get(session_id="s-1")
+    assert (session.status, session.used_units, session.request_number) == ("terminated", 10 * MB, 2)
+    usage = LedgerEntry.objects.filter(bucket=tree.pool, kind=LedgerEntry.Kind.USAGE)
+    assert sorted(usage.values_list("units", flat=True)) == [-6 * MB, -4 * MB]
+    assert ledger_mismatches() == []
+    assert reserved_beyond_slices() == []
+
+
+def test_repeats_get_the_first_answer_and_bad_requests_the_database_paths_refusals():
+    line = LineFactory()
+    bucket = data_bucket(line, 100 * MB)
+    first = start(line, units=30 * MB)
+
+    assert start(line, units=5 * MB) == first  # the same request id: the first answer, nothing moved
+    with pytest.raises(ChargingError) as skipped:
+        session_update(session_id="s-1", request_number=2, used_units=5 * MB)
+    with pytest.raises(ChargingError) as overrun:
+        session_update(session_id="s-1", request_number=1, used_units=31 * MB)
+    ended = session_terminate(session_id="s-1", request_number=1, used_units=5 * MB)
+    assert session_terminate(session_id="s-1", request_number=1, used_units=9 * MB) == ended
+    with pytest.raises(ChargingError) as closed:
+        session_update(session_id="s-1", request_number=2, used_units=0)
+    with pytest.raises(ChargingError) as unknown:
+        session_update(session_id="nobody", request_number=1, used_units=0)
+
+    assert (skipped.value.code, skipped.value.status) == ("out_of_order", 409)
+    assert (overrun.value.code, overrun.value.field) == ("used_exceeds_grant", "used_units")
+    assert (closed.value.code, closed.value.status) == ("session_closed", 409)
+    assert (unknown.value.code, unknown.value.status) == ("unknown_session", 404)
+    settle_store()
+    assert (fresh(bucket).remaining, fresh(bucket).reserved) == (95 * MB, 0)
+    assert ledger_mismatches() == []
+
+
+def test_the_last_grant_a_limit_allows_says_terminate_and_nothing_more_is_granted():
+    tree = company_tree(lines=2, pool_units=100 * MB)
+    limit = limit_on(tree.team, 15 * MB)
+    first, second = tree.lines
+
+    assert start(first, "a")["granted_units"] == 10 * MB
+    last = start(second, "b")
+    assert (last["granted_units"], last["final_unit_action"]) == (5 * MB, "terminate")
+    again = session_update(session_id="b", request_number=1, used_units=5 * MB, requested_units=MB)
+    assert (again["granted_units"], again["final_unit_action"]) == (0, "terminate")
+    session_terminate(session_id="a", request_number=1, used_units=10 * MB)
+    session_terminate(session_id="b", request_number=2, used_units=0)
+
+    settle_store()
+    assert (fresh(limit).used, fresh(limit).reserved) == (15 * MB, 0)
+    assert fresh(tree.pool).remaining == 85 * MB
+    assert ledger_mismatches() == []
+
+
+def test_when_the_allowances_run_out_the_session_goes_on_in_money_in_the_database():
+    line = LineFactory()
+    default_data_tariff()  # 0.01 per MB
+    money_post(billing_account=line.billing_account, amount=Decimal("1.00"), kind="topup", reason="Top-up")
+    bucket = data_bucket(line, 10 * MB)
+
+    assert start(line, units=8 * MB)["granted_units"] == 8 * MB
+    handed = session_update(session_id="s-1", request_number=1, used_units=8 * MB, requested_units=8 * MB)
+    assert (handed["granted_units"], handed["used_units"], handed["units_from_allowances"]) == (8 * MB, 8 * MB, 8 * MB)
+    session = ChargingSession.objects.get(session_id="s-1")  # the database holds it now
+    assert (session.request_number, session.used_units) == (1, 8 * MB)
+    ended = session_terminate(session_id="s-1", request_number=2, used_units=8 * MB)
+
+    # the 2 MB left in the bundle, then 6 MB in money
+    assert (ended["units_from_allowances"], Decimal(ended["amount"])) == (2 * MB, Decimal("0.06"))
+    settle_store()
+    assert (fresh(bucket).remaining, fresh(bucket).reserved) == (0, 0)
+    assert MoneyBalance.objects.get(billing_account=line.billing_account).amount == Decimal("0.94")
+    assert ledger_mismatches() == []
+
+
+def test_a_session_that_vanishes_is_expired_and_its_late_report_still_charged():
+    line = LineFactory()
+    bucket = data_bucket(line, 100 * MB)
+    start(line, units=10 * MB)
+    counter = store.counter_key(store.BUCKET, bucket.pk)
+    free_before = slices_in_store([counter])[counter]
+
+    assert sessions_expire(now=timezone.now() + timedelta(seconds=301)) == 1
+    assert slices_in_store([counter])[counter] == free_before + 10 * MB  # the grant went back
+    log_apply()
+    assert ChargingSession.objects.get(session_id="s-1").status == "expired"
+    late = session_update(session_id="s-1", request_number=1, used_units=4 * MB)
+
+    assert late["used_units"] == 4 * MB
+    settle_store()
+    assert (fresh(bucket).remaining, fresh(bucket).reserved) == (96 * MB, 0)
+    assert ledger_mismatches() == []
+
+
+def test_a_line_with_no_allowance_is_charged_in_the_database_until_it_gets_one():
+    line = LineFactory()
+    default_data_tariff()
+    money_post(billing_account=line.billing_account, amount=Decimal("1.00"), kind="topup", reason="Top-up")
+
+    start(line, "money")
+    assert ChargingSession.objects.filter(session_id="money").exists()  # charged in the database at once
+    data_bucket(line, 100 * MB)  # a new bundle: the line's profile is read afresh
+    start(line, "bundle")
+    assert not ChargingSession.objects.filter(session_id="bundle").exists()  # in the store
+    session_terminate(session_id="bundle", request_number=1, used_units=MB)
+
+    settle_store()
+    assert ChargingSession.objects.get(session_id="bundle").used_units == MB
+    assert ledger_mismatches() == []
+
+
+def test_offline_usage_calls_back_what_the_store_holds_rather_than_charge_money(settings):
+    settings.CHARGING_QUOTA_SHARE = 1.0  # a slice takes all there is
+    line = LineFactory()
+    default_data_tariff()
+    money_post(billing_account=line.billing_account, amount=Decimal("1.00"), kind="topup", reason="Top-up")
+    bucket = data_bucket(line, 10 * MB)
+    start(line, units=2 * MB)
+    session_terminate(session_id="s-1", request_number=1, used_units=2 * MB)  # not applied yet
+    assert fresh(bucket).reserved == 10 * MB  # the store holds the whole bundle in its slice
+
+    event, _ = usage_event_ingest(
+        payload={"external_id": "cdr-1", "msisdn": line.msisdn, "service": "data", "quantity": 9 * MB}
+    )
+
+    event = UsageEvent.objects.get(pk=event.pk)
+    assert (event.status, event.units_from_buckets) == ("charged", 8 * MB)
+    settle_store()
+    assert (fresh(bucket).remaining, fresh(bucket).reserved) == (0, 0)
+    assert ledger_mismatches() == []
+    assert reserved_beyond_slices() == []
+
+
+def test_units_granted_never_pass_a_limit_even_when_slices_are_short():
+    tree = company_tree(lines=3, pool_units=20 * MB)
+    limit = limit_on(tree.division, 12 * MB)
+    granted = [start(line, f"s{n}", units=5 * MB)["granted_units"] for n, line in enumerate(tree.lines)]
+
+    assert granted == [5 * MB, 5 * MB, 2 * MB]
+    assert sum(granted) <= fresh(limit).limit
+    for n, units in enumerate(granted):
+        session_terminate(session_id=f"s{n}", request_number=1, used_units=units)
+    settle_store()
+    assert (fresh(limit).used, fresh(limit).reserved) == (12 * MB, 0)
+    assert Bucket.objects.get(pk=tree.pool.pk).remaining == 8 * MB
+    assert NodeLimit.objects.filter(used__gt=0).count() == 1
+    assert ledger_mismatches() == []
