@@ -61,11 +61,17 @@ class BucketAdmin(admin.ModelAdmin):
     list_display = ["name", "line", "unit", "remaining", "initial", "valid_until"]
     list_filter = ["unit"]
     search_fields = ["line__msisdn", "name"]
-    readonly_fields = ["initial", "remaining"]
+    counter_fields = ["initial", "remaining", "reserved", "in_store"]
+    readonly_fields = counter_fields
     raw_id_fields = ["line", "definition"]
 
     def has_add_permission(self, request):
         return False
+
+    def save_model(self, request, obj, form, change):
+        # Charges move the counters while the form is open: write back only what it edits.
+        editable = [f.name for f in Bucket._meta.concrete_fields if f.name not in [*self.counter_fields, "id"]]
+        obj.save(update_fields=editable)
 
 
 @admin.register(Tariff)
@@ -109,7 +115,7 @@ class NodeLimitAdmin(admin.ModelAdmin):
     list_select_related = ["node"]
     raw_id_fields = ["node"]
     # The counters move with every charge, under the limit's row lock: never from a form.
-    counter_fields = ["used", "reserved", "period_start"]
+    counter_fields = ["used", "reserved", "in_store", "period_start"]
     readonly_fields = counter_fields
 
     def save_model(self, request, obj, form, change):

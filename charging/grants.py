@@ -88,9 +88,9 @@ class Locked:
     def counters(self):
         """Each locked row's counters, keyed by table and id, to write back only what moved."""
         for limit in self.limits:
-            yield ("limit", limit.pk), (limit.used, limit.reserved)
+            yield ("limit", limit.pk), (limit.used, limit.reserved, limit.in_store)
         for bucket in self.buckets.values():
-            yield ("bucket", bucket.pk), (bucket.remaining, bucket.reserved)
+            yield ("bucket", bucket.pk), (bucket.remaining, bucket.reserved, bucket.in_store)
         for balance in (self._money or {}).values():
             yield ("money", balance.pk), (balance.amount, balance.reserved, balance.period_spent)
 
@@ -125,7 +125,7 @@ def usable_buckets_of(*, ctxs: list[ChargingContext]) -> set[int]:
         holders |= Q(cost_centre_id__in=node_ids)
     return set(
         Bucket.objects.filter(holders, unit__in={ctx.unit for ctx in ctxs})
-        .filter(Q(remaining__gt=F("reserved")) | Q(quota_slice__units__gt=0))  # a slice may be called back
+        .filter(Q(remaining__gt=F("reserved")) | Q(in_store__gt=0))  # a slice may be called back
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
         .values_list("pk", flat=True)
     )

@@ -153,6 +153,9 @@ class Bucket(models.Model):
     initial = models.PositiveBigIntegerField()
     remaining = models.BigIntegerField()
     reserved = models.BigIntegerField(default=0)
+    in_store = models.BigIntegerField(
+        default=0, help_text="Part of reserved handed in slices to the online quota store."
+    )
     priority = models.PositiveSmallIntegerField(default=100)
     valid_from = models.DateTimeField(default=timezone.now)
     valid_until = models.DateTimeField(null=True, blank=True)
@@ -166,6 +169,10 @@ class Bucket(models.Model):
             models.CheckConstraint(
                 condition=models.Q(reserved__gte=0, reserved__lte=models.F("remaining")),
                 name="bucket_reserved_within_remaining",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(in_store__gte=0, in_store__lte=models.F("reserved")),
+                name="bucket_in_store_within_reserved",
             ),
             models.CheckConstraint(
                 condition=models.Q(line__isnull=False, cost_centre__isnull=True)
@@ -316,6 +323,9 @@ class NodeLimit(models.Model):
     limit = models.PositiveBigIntegerField()
     used = models.BigIntegerField(default=0, help_text="Units used this period (overage included).")
     reserved = models.BigIntegerField(default=0, help_text="Units held by open sessions.")
+    in_store = models.BigIntegerField(
+        default=0, help_text="Part of reserved handed in slices to the online quota store."
+    )
     period_start = models.DateTimeField(default=timezone.now)
     on_exceed = models.CharField(max_length=16, choices=OnExceed.choices, default=OnExceed.BLOCK)
     overage_price = MoneyField(null=True, blank=True, help_text="Price of one block of `overage_per_units`.")
@@ -328,6 +338,10 @@ class NodeLimit(models.Model):
             models.UniqueConstraint(fields=["node", "unit"], name="one_limit_per_node_and_unit"),
             models.CheckConstraint(
                 condition=models.Q(used__gte=0, reserved__gte=0), name="node_limit_counters_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(in_store__gte=0, in_store__lte=models.F("reserved")),
+                name="node_limit_in_store_within_reserved",
             ),
             models.CheckConstraint(
                 condition=~models.Q(on_exceed="overage")
@@ -466,35 +480,9 @@ class ThresholdNotice(models.Model):
         return f"{self.percent}% of {self.bucket or self.limit}"
 
 
-class QuotaSlice(models.Model):
-    """Units of a bucket or a limit handed to the online quota store (``charging.quota``).
-
-    A slice is part of the row's ``reserved``: the store grants sessions only out of its
-    slices, so the database never promises a unit twice. What sessions of the store used is
-    applied back from its log (``QuotaLogPosition``), taking it out of the slice.
-    """
-
-    bucket = models.OneToOneField(Bucket, on_delete=models.CASCADE, null=True, blank=True, related_name="quota_slice")
-    limit = models.OneToOneField(NodeLimit, on_delete=models.CASCADE, null=True, blank=True, related_name="quota_slice")
-    units = models.BigIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(condition=models.Q(units__gte=0), name="quota_slice_not_negative"),
-            models.CheckConstraint(
-                condition=models.Q(bucket__isnull=False, limit__isnull=True)
-                | models.Q(bucket__isnull=True, limit__isnull=False),
-                name="quota_slice_of_bucket_or_limit",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.units} of {self.bucket or self.limit}"
-
-
 class QuotaLogPosition(models.Model):
-    """How far the quota store's log has been applied to the database, written in the same
-    transaction as what it applied: each log entry is applied exactly once."""
+    """How far the online quota store's log (``charging.quota``) has been applied to the
+    database, written in the same transaction as what it applied: each entry is applied once."""
 
     name = models.CharField(max_length=50, unique=True)
     last_id = models.CharField(max_length=40, default="0-0")

@@ -142,8 +142,8 @@ def locked_save(locked: Locked) -> None:
     limits = [limit for limit in locked.limits if ("limit", limit.pk) in moved]
     buckets = [bucket for bucket in locked.buckets.values() if ("bucket", bucket.pk) in moved]
     money = [balance for balance in locked.money_if_locked() if ("money", balance.pk) in moved]
-    rows_update(NodeLimit, limits, ["used", "reserved"])
-    rows_update(Bucket, buckets, ["remaining", "reserved"])
+    rows_update(NodeLimit, limits, ["used", "reserved", "in_store"])
+    rows_update(Bucket, buckets, ["remaining", "reserved", "in_store"])
     rows_update(MoneyBalance, money, ["amount", "reserved", "period_spent"])
     LedgerEntry.objects.bulk_create(locked.ledger, batch_size=1000)
     locked.ledger.clear()

@@ -5,7 +5,7 @@ One committed PostgreSQL transaction per grant makes every shared counter on a l
 hand quota down in slices instead, and so does this store:
 
 - ``slices``: a bucket's or limit's units are handed to Redis in slices, each recorded in the
-  database as part of the row's ``reserved`` (``QuotaSlice``), so the database never
+  database as part of the row's ``reserved`` (its ``in_store``), so the database never
   promises a unit twice and every other path (offline batches, single events, sessions
   charged in money) keeps charging the database directly.
 - ``sessions``: a session's grant, update and terminate are one Lua script each, which checks

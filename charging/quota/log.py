@@ -27,7 +27,6 @@ from charging.models import (
     Reservation,
 )
 from charging.quota import store
-from charging.quota.slices import slices_add_locked
 from charging.row_updates import rows_insert, rows_update
 from charging.thresholds import thresholds_check
 
@@ -88,7 +87,6 @@ def _apply(entries: list[dict]) -> None:
     buckets = buckets_lock_by_id(bucket_ids=set(bucket_takes))
 
     ledger, ended = [], []
-    slices: dict[str, int] = defaultdict(int)
     for entry, meta in zip(entries, metas, strict=True):
         at = datetime.fromisoformat(entry["at"])
         reference = f"session:{meta['source']}:{meta['session_id']}"
@@ -97,22 +95,21 @@ def _apply(entries: list[dict]) -> None:
             bucket, units = buckets[store.counter_of(key)[1]], int(units)
             bucket.remaining -= units
             bucket.reserved -= units
-            slices[key] -= units
+            bucket.in_store -= units
             ledger.append(
                 (LedgerEntry.Kind.USAGE, bucket.billing_account_id, bucket.pk, -units, 0, reference, reason, at)
             )
         for key, units in entry["limits"] or ():
             limit, units = limits[store.counter_of(key)[1]], int(units)
             limit.reserved -= units
-            slices[key] -= units
+            limit.in_store -= units
             if at >= limit.period_start:  # usage of a period already closed counts in none
                 limit.used += units
         if entry["status"] in ("terminated", "expired"):
             ended.append((entry, meta, at))
 
-    rows_update(NodeLimit, list(limits.values()), ["used", "reserved"])
-    rows_update(Bucket, list(buckets.values()), ["remaining", "reserved"])
-    slices_add_locked(slices)
+    rows_update(NodeLimit, list(limits.values()), ["used", "reserved", "in_store"])
+    rows_update(Bucket, list(buckets.values()), ["remaining", "reserved", "in_store"])
     rows_insert(LedgerEntry, LEDGER_FIELDS, ledger)
     _sessions_record(ended)
     thresholds_check(buckets=buckets.values(), limits=limits.values(), at=now)

@@ -1,11 +1,11 @@
 """Handing slices of buckets and limits to the quota store, and taking them back.
 
-A slice moves from the database to the store in two steps: first the database reserves it
-(committed), then the store's counter grows. A crash in between leaves units reserved that
-nobody grants (an under-grant until an operator frees them); the other order could grant a
-unit twice.
-Taking slices back runs the other way for the same reason: out of the store, then the
-database.
+A slice is part of its row's ``reserved``, counted in ``in_store``: the store grants sessions
+only out of its slices, so the database never promises a unit twice. A slice moves from the
+database to the store in two steps: first the database reserves it (committed), then the
+store's counter grows. A crash in between leaves units reserved for nobody (an under-grant
+until an operator frees them); the other order could grant a unit twice. Taking slices back
+runs the other way for the same reason: out of the store, then the database.
 """
 
 import math
@@ -13,14 +13,15 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from charging.grants import limit_periods_roll
 from charging.locks import buckets_lock_by_id, node_limits_lock
-from charging.models import Bucket, NodeLimit, QuotaSlice
+from charging.models import Bucket, NodeLimit
 from charging.quota import store
 from charging.row_updates import rows_update
+
+COUNTERS = ["reserved", "in_store"]
 
 
 def slice_share() -> float:
@@ -47,24 +48,21 @@ def slices_take(*, counters: list[str], wanted: int, at: datetime | None = None)
 
 @transaction.atomic
 def _reserve(*, counters: list[str], wanted: int, at: datetime) -> dict[str, int]:
-    ids = {store.LIMIT: set(), store.BUCKET: set()}
-    for key in counters:
-        kind, pk = store.counter_of(key)
-        ids[kind].add(pk)
-    limits = node_limits_lock(nodes_by_unit={}, limit_ids=ids[store.LIMIT])
+    limits, buckets = _lock(counters)
     limit_periods_roll(limits=limits, at=at)
-    buckets = buckets_lock_by_id(bucket_ids=ids[store.BUCKET])
     added: dict[str, int] = {}
     for limit in limits:
-        added[store.counter_key(store.LIMIT, limit.pk)] = take = _slice(headroom=limit.headroom, wanted=wanted)
+        take = _slice(headroom=limit.headroom, wanted=wanted)
+        added[store.counter_key(store.LIMIT, limit.pk)] = take
         limit.reserved += take
-    for bucket in buckets.values():
-        headroom = bucket.available if bucket.is_valid_at(at) else 0
-        added[store.counter_key(store.BUCKET, bucket.pk)] = take = _slice(headroom=headroom, wanted=wanted)
+        limit.in_store += take
+    for bucket in buckets:
+        take = _slice(headroom=bucket.available if bucket.is_valid_at(at) else 0, wanted=wanted)
+        added[store.counter_key(store.BUCKET, bucket.pk)] = take
         bucket.reserved += take
-    rows_update(NodeLimit, limits, ["reserved"])
-    rows_update(Bucket, list(buckets.values()), ["reserved"])
-    slices_add_locked(added)
+        bucket.in_store += take
+    rows_update(NodeLimit, limits, COUNTERS)
+    rows_update(Bucket, buckets, COUNTERS)
     return added
 
 
@@ -74,28 +72,14 @@ def _slice(*, headroom: int, wanted: int) -> int:
     return min(headroom, max(wanted, math.ceil(headroom * slice_share())))
 
 
-def slices_add_locked(added: dict[str, int]) -> None:
-    """Adds (or takes, if negative) units to the slice rows of counters locked by the caller."""
-    moved = {store.counter_of(key): units for key, units in added.items() if units}
-    if not moved:
-        return
-    by_bucket = {pk: units for (kind, pk), units in moved.items() if kind == store.BUCKET}
-    by_limit = {pk: units for (kind, pk), units in moved.items() if kind == store.LIMIT}
-    existing = {
-        (store.BUCKET, row.bucket_id) if row.bucket_id else (store.LIMIT, row.limit_id): row
-        for row in QuotaSlice.objects.filter(bucket_id__in=by_bucket).union(
-            QuotaSlice.objects.filter(limit_id__in=by_limit), all=True
-        )
-    }
-    new = []
-    for (kind, pk), units in moved.items():
-        row = existing.get((kind, pk))
-        if row is None:
-            new.append(QuotaSlice(units=units, **({"bucket_id": pk} if kind == store.BUCKET else {"limit_id": pk})))
-        else:
-            row.units += units
-    QuotaSlice.objects.bulk_create(new)
-    rows_update(QuotaSlice, list(existing.values()), ["units"])
+def _lock(counters) -> tuple[list[NodeLimit], list[Bucket]]:
+    """The rows of these counters, locked in the global order."""
+    ids: dict[str, set[int]] = {store.LIMIT: set(), store.BUCKET: set()}
+    for key in counters:
+        kind, pk = store.counter_of(key)
+        ids[kind].add(pk)
+    limits = node_limits_lock(nodes_by_unit={}, limit_ids=ids[store.LIMIT])
+    return limits, list(buckets_lock_by_id(bucket_ids=ids[store.BUCKET]).values())
 
 
 def slices_return(*, counters: list[str] | None = None) -> dict[str, int]:
@@ -114,50 +98,39 @@ def slices_return(*, counters: list[str] | None = None) -> dict[str, int]:
 
 def slice_counters() -> list[str]:
     """The counters that hold a slice."""
-    rows = QuotaSlice.objects.filter(units__gt=0).values_list("bucket_id", "limit_id")
     return [
-        store.counter_key(store.BUCKET, bucket_id) if bucket_id else store.counter_key(store.LIMIT, limit_id)
-        for bucket_id, limit_id in rows
+        store.counter_key(store.BUCKET, pk) for pk in Bucket.objects.filter(in_store__gt=0).values_list("pk", flat=True)
+    ] + [
+        store.counter_key(store.LIMIT, pk)
+        for pk in NodeLimit.objects.filter(in_store__gt=0).values_list("pk", flat=True)
     ]
 
 
 @transaction.atomic
 def _unreserve(returned: dict[str, int]) -> None:
-    ids = {store.LIMIT: set(), store.BUCKET: set()}
-    for key in returned:
-        kind, pk = store.counter_of(key)
-        ids[kind].add(pk)
-    limits = node_limits_lock(nodes_by_unit={}, limit_ids=ids[store.LIMIT])
-    buckets = buckets_lock_by_id(bucket_ids=ids[store.BUCKET])
-    for limit in limits:
-        limit.reserved -= returned[store.counter_key(store.LIMIT, limit.pk)]
-    for bucket in buckets.values():
-        bucket.reserved -= returned[store.counter_key(store.BUCKET, bucket.pk)]
-    rows_update(NodeLimit, limits, ["reserved"])
-    rows_update(Bucket, list(buckets.values()), ["reserved"])
-    slices_add_locked({key: -units for key, units in returned.items()})
+    limits, buckets = _lock(returned)
+    for row, kind in [*((limit, store.LIMIT) for limit in limits), *((bucket, store.BUCKET) for bucket in buckets)]:
+        units = returned[store.counter_key(kind, row.pk)]
+        row.reserved -= units
+        row.in_store -= units
+    rows_update(NodeLimit, limits, COUNTERS)
+    rows_update(Bucket, buckets, COUNTERS)
 
 
 def slices_reclaim_locked(*, limits: list[NodeLimit], buckets: dict[int, Bucket]) -> None:
     """Calls back the free part of the slices of rows the caller has locked, and lowers their
-    ``reserved`` in memory (the caller writes the rows back). If the caller's transaction
-    rolls back, those units stay reserved for nobody: an under-grant, never a double one."""
-    keys = {store.counter_key(store.LIMIT, limit.pk): limit for limit in limits}
-    keys.update((store.counter_key(store.BUCKET, bucket.pk), bucket) for bucket in buckets.values())
-    held = QuotaSlice.objects.filter(units__gt=0).filter(
-        Q(limit_id__in=[limit.pk for limit in limits]) | Q(bucket_id__in=list(buckets))
-    )
-    counters = [
-        store.counter_key(store.BUCKET, b) if b else store.counter_key(store.LIMIT, lim)
-        for b, lim in held.values_list("bucket_id", "limit_id")
-    ]
-    if not counters:
+    ``reserved`` and ``in_store`` in memory (the caller writes the rows back). If the caller's
+    transaction rolls back, those units stay reserved for nobody: an under-grant, never a
+    double one."""
+    rows = {store.counter_key(store.LIMIT, limit.pk): limit for limit in limits if limit.in_store}
+    rows.update((store.counter_key(store.BUCKET, b.pk), b) for b in buckets.values() if b.in_store)
+    if not rows:
         return
+    counters = list(rows)
     drained = store.slices_drain(keys=counters, args=[])
-    returned = {key: int(units) for key, units in zip(counters, drained, strict=True) if int(units)}
-    for key, units in returned.items():
-        keys[key].reserved -= units
-    slices_add_locked({key: -units for key, units in returned.items()})
+    for key, units in zip(counters, drained, strict=True):
+        rows[key].reserved -= int(units)
+        rows[key].in_store -= int(units)
 
 
 def slices_warm(*, bucket_ids: set[int], limit_ids: set[int], wanted: int = 1) -> int:
@@ -174,13 +147,3 @@ def slices_warm(*, bucket_ids: set[int], limit_ids: set[int], wanted: int = 1) -
 def slices_in_store(counters: list[str]) -> dict[str, int]:
     values = store.client().mget(counters) if counters else []
     return {key: int(value or 0) for key, value in zip(counters, values, strict=True)}
-
-
-def reserved_beyond_slices() -> list[str]:
-    """Counters whose database reservation is less than their slice: must never happen."""
-    wrong = []
-    for row in QuotaSlice.objects.filter(units__gt=F("bucket__reserved")).exclude(bucket=None):
-        wrong.append(f"bucket {row.bucket_id}: slice {row.units} over its reservation")
-    for row in QuotaSlice.objects.filter(units__gt=F("limit__reserved")).exclude(limit=None):
-        wrong.append(f"limit {row.limit_id}: slice {row.units} over its reservation")
-    return wrong
