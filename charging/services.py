@@ -192,7 +192,15 @@ def usage_event_external_id(payload: dict) -> str | None:
 
 def usage_event_build(*, payload: dict, source: str, lines: dict[str, Line] | None = None) -> UsageEvent:
     """Checks a record and returns its (unsaved) event: received, or rejected with the reasons."""
-    record, errors = usage_record_parse(payload, lines=lines)
+    return UsageEvent(**usage_event_fields(payload=payload, source=source, lines=lines))
+
+
+def usage_event_fields(
+    *, payload: dict, source: str, lines: dict[str, Line] | None = None, now: datetime | None = None
+) -> dict:
+    """Checks a record and returns the fields of its event (``line``: the Line, or ``None``);
+    ``now``: when a batch was received, the time of records that carry none."""
+    record, errors = usage_record_parse(payload, lines=lines, now=now)
     fields = {
         "source": source,
         "payload": payload,
@@ -215,7 +223,7 @@ def usage_event_build(*, payload: dict, source: str, lines: dict[str, Line] | No
             quantity=record.quantity,
             occurred_at=record.occurred_at,
         )
-    return UsageEvent(**fields)
+    return fields
 
 
 def _format_errors(errors: dict[str, str]) -> str:
