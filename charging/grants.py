@@ -58,6 +58,7 @@ class Locked:
     limits_by_id: dict[int, NodeLimit] = field(init=False, default_factory=dict)
     limits_by_node: dict[int, list[NodeLimit]] = field(init=False, default_factory=dict)
     ledger: list = field(init=False, default_factory=list)  # entries settled, written with the counters
+    _by_holder: dict[tuple[str, int], list[Bucket]] | None = field(init=False, default=None)
 
     def __post_init__(self):
         self.as_read = dict(self.counters())
@@ -76,6 +77,16 @@ class Locked:
         if self._money is None:
             self._money = _money_balances_lock(account_ids=self.money_accounts, at=self.at)
             self.as_read.update((key, counters) for key, counters in self.counters() if key[0] == "money")
+
+    def buckets_by_holder(self) -> dict[tuple[str, int], list[Bucket]]:
+        """The locked buckets by holder, ``("line", id)`` or ``("node", id)``: a batch looks up
+        each line's allowances instead of scanning all of them per line."""
+        if self._by_holder is None:
+            self._by_holder = {}
+            for bucket in self.buckets.values():
+                holder = ("line", bucket.line_id) if bucket.line_id else ("node", bucket.cost_centre_id)
+                self._by_holder.setdefault(holder, []).append(bucket)
+        return self._by_holder
 
     def money_if_locked(self) -> list[MoneyBalance]:
         return list((self._money or {}).values())
@@ -335,6 +346,18 @@ def _why_short(*, ctx: ChargingContext, limits: list[NodeLimit], plan: GrantPlan
     if ctx.tariff is not None:
         return FinalUnitAction.REDIRECT
     return FinalUnitAction.TERMINATE
+
+
+def buckets_on_path(*, ctx: ChargingContext, locked: Locked) -> list[Bucket]:
+    """The locked allowances this usage may draw on whenever they are valid (the caller checks
+    validity at the usage's own time), in the order they are drawn from."""
+    if ctx.steered_personal:
+        return []
+    holders = locked.buckets_by_holder()
+    on_path = [*holders.get(("line", ctx.line.pk), ())]
+    for node in ctx.path_ids:
+        on_path.extend(holders.get(("node", node), ()))
+    return sorted((bucket for bucket in on_path if bucket.unit == ctx.unit), key=_draw_order(ctx.at))
 
 
 def _draw_order(at: datetime):

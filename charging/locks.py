@@ -72,3 +72,14 @@ def charging_session_lock(*, source: str, session_id: str) -> ChargingSession | 
 
 def charging_session_lock_by_pk(*, pk: int) -> ChargingSession:
     return ChargingSession.objects.select_for_update(of=("self",)).select_related("line").get(pk=pk)
+
+
+def usage_events_lock_values(*, event_ids: list[int], fields: tuple[str, ...]) -> list[tuple]:
+    """The received usage events of a batch, locked by ascending primary key, read as plain
+    values (a batch of thousands needs no model instances)."""
+    return list(
+        UsageEvent.objects.select_for_update()
+        .filter(pk__in=event_ids, status=UsageEvent.Status.RECEIVED)
+        .order_by("pk")
+        .values_list(*fields)
+    )

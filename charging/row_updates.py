@@ -23,6 +23,8 @@ def rows_update(model: type[models.Model], rows: Sequence[Any], fields: list[str
     if not rows:
         return
     if connection.vendor != "postgresql":
+        if not isinstance(rows[0], models.Model):  # plain rows: instances just for the update
+            rows = [model(pk=row.pk, **{name: getattr(row, name) for name in fields}) for row in rows]
         model.objects.bulk_update(rows, fields, batch_size=500)
         return
     table = connection.ops.quote_name(model._meta.db_table)
