@@ -4,6 +4,7 @@ the tariff and its rates, the usage earlier in the month for volume tiers)."""
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from django.db.models import Sum
 
@@ -68,8 +69,11 @@ def charging_contexts(
     line_ids = {line.pk for line, *_ in requests}
     devices = {
         node.line_id: node
-        for node in CostCentre.objects.filter(line_id__in=line_ids).only(
-            "pk", "line_id", "parent_id", "tree_id", "company_id", "personal_account_id"
+        for node in map(
+            _Device._make,
+            CostCentre.objects.filter(line_id__in=line_ids).values_list(
+                "pk", "line_id", "parent_id", "tree_id", "company_id", "personal_account_id"
+            ),
         )
     }
     parents = dict(
@@ -121,6 +125,17 @@ def charging_contexts(
                 line_id=ctx.line.pk, service=ctx.service, at=ctx.at, exclude_session_id=session_id
             )
     return contexts
+
+
+class _Device(NamedTuple):
+    """A line's own node in the cost-centre tree, as much of it as a context needs."""
+
+    pk: int
+    line_id: int
+    parent_id: int | None
+    tree_id: int
+    company_id: int
+    personal_account_id: int | None
 
 
 def line_period_usage(*, line_id: int, service: str, at: datetime, exclude_session_id: int | None = None) -> int:

@@ -35,10 +35,7 @@ def node_limits_lock(*, nodes_by_unit: dict[str, set[int]], limit_ids: set[int] 
     if not limit_ids and not any(nodes_by_unit.values()):
         return []
     return list(
-        NodeLimit.objects.select_for_update(of=("self",))
-        .filter(wanted)
-        .select_related("node")
-        .order_by("node__level", "node_id", "unit")
+        NodeLimit.objects.select_for_update(of=("self",)).filter(wanted).order_by("node__level", "node_id", "unit")
     )
 
 
