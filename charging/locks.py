@@ -6,18 +6,13 @@ balances, so two charges can never wait on each other in a cycle. On SQLite
 ``select_for_update`` is a no-op: its IMMEDIATE transactions serialise writers.
 """
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 
 from charging.models import Bucket, ChargingSession, MoneyBalance, NodeLimit, UsageEvent
 
 
 def usage_event_lock(*, event_id: int) -> UsageEvent:
     return UsageEvent.objects.select_for_update().get(pk=event_id)
-
-
-def usage_events_lock(*, event_ids: list[int]) -> QuerySet[UsageEvent]:
-    """Usage events of a batch, locked by ascending primary key (evaluate the queryset)."""
-    return UsageEvent.objects.select_for_update().filter(pk__in=event_ids).order_by("pk")
 
 
 def money_balance_lock(*, billing_account_id: int) -> MoneyBalance:
