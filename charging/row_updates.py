@@ -14,8 +14,6 @@ from typing import Any
 from django.db import connection, models
 from django.utils import timezone
 
-INSERT_PAGE = 1000  # rows per INSERT statement
-
 
 def rows_update(model: type[models.Model], rows: Sequence[Any], fields: list[str]) -> None:
     """Sets ``fields`` of every row in ``rows`` to the rows' in-memory values (``rows``: model
@@ -74,37 +72,54 @@ def rows_insert(model: type[models.Model], fields: Sequence[str], rows: Sequence
             continue
         if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
             defaults[field.attname] = now
-        elif field.has_default():
+        else:  # what a new instance would get: its default, else empty or null
             defaults[field.attname] = now if field.default is timezone.now else field.get_default()
-        elif field.null:
-            defaults[field.attname] = None
-        else:
-            raise ValueError(f"{meta.label}.{field.name} has no default: name it in the fields")
     if connection.vendor != "postgresql":
         attnames = [field.attname for field in named]
         objects = [model(**defaults, **dict(zip(attnames, row, strict=True))) for row in rows]
         model.objects.bulk_create(objects, batch_size=500)
         return [obj.pk for obj in objects]
 
-    columns = [field.column for field in named] + [meta.get_field(name).column for name in defaults]
-    json_positions = [i for i, field in enumerate(named) if isinstance(field, models.JSONField)]
-    fixed = tuple(_db_value(meta.get_field(name), value) for name, value in defaults.items())
-    values = []
-    for row in rows:
-        if json_positions:
-            row = list(row)
-            for i in json_positions:
-                row[i] = json.dumps(row[i], cls=named[i].encoder)
-        values.append((*row, *fixed))
-    from psycopg2.extras import execute_values  # the PostgreSQL driver; absent where SQLite runs
+    # One array per named column, unnested side by side in the given order; the defaults are
+    # constants of the statement. Its size does not grow with the rows, and the driver adapts
+    # each list at once.
+    quote = connection.ops.quote_name
+    default_fields = [meta.get_field(name) for name in defaults]
+    names = [f"c{i}" for i in range(len(named))]
+    arrays = ", ".join(f"%s::{_array_type(field)}" for field in named)
+    constants = [f"%s::{field.db_type(connection)}" for field in default_fields]
+    columns = ", ".join(quote(field.column) for field in [*named, *default_fields])
+    # Only quoted identifiers and types from the model's metadata are formatted in; values are parameters.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns})"  # noqa: S608
+        f" SELECT {', '.join([*_selected(named, names), *constants])}"
+        f" FROM unnest({arrays}) WITH ORDINALITY AS v({', '.join(names)}, position)"
+        f" ORDER BY v.position RETURNING {quote(meta.pk.column)}"
+    )
+    # The constants come first in the statement, then the arrays.
+    params: list[Any] = [
+        _db_value(field, value) for field, value in zip(default_fields, defaults.values(), strict=True)
+    ]
+    for i, field in enumerate(named):
+        column = [row[i] for row in rows]
+        if isinstance(field, models.JSONField):
+            column = [json.dumps(value, cls=field.encoder) for value in column]
+        params.append(column)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [pk for (pk,) in cursor.fetchall()]
 
-    quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
-    # Only quoted identifiers from the model's metadata are formatted in; values are parameters.
-    sql = f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({quoted}) VALUES %s RETURNING {meta.pk.column}"  # noqa: S608
-    # The driver's cursor, under Django's translation of its errors (an IntegrityError stays one).
-    with connection.cursor() as cursor, connection.wrap_database_errors:
-        returned = execute_values(cursor.cursor, sql, values, page_size=INSERT_PAGE, fetch=True)
-    return [pk for (pk,) in returned]
+
+def _selected(fields: list[models.Field], names: list[str]) -> list[str]:
+    """The unnested columns, JSON read back from its text."""
+    return [
+        f"v.{name}::jsonb" if isinstance(f, models.JSONField) else f"v.{name}"
+        for f, name in zip(fields, names, strict=True)
+    ]
+
+
+def _array_type(field: models.Field) -> str:
+    return ("text" if isinstance(field, models.JSONField) else field.db_type(connection)) + "[]"
 
 
 def _db_value(field: models.Field, value: Any) -> Any:
