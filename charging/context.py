@@ -4,6 +4,7 @@ the tariff and its rates, the usage earlier in the month for volume tiers)."""
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from django.db.models import Sum
 
@@ -115,13 +116,27 @@ class LinePath:
     personal_account_id: int | None
 
 
+class _Device(NamedTuple):
+    """A line's own node in the cost-centre tree, as much of it as a path needs."""
+
+    pk: int
+    line_id: int
+    parent_id: int | None
+    tree_id: int
+    company_id: int
+    personal_account_id: int | None
+
+
 def line_paths(*, line_ids: set[int]) -> dict[int, LinePath]:
     """The paths of many lines in two queries: their device nodes, and their trees' inner
     nodes to walk each path up. A line outside any company has none."""
     devices = {
         node.line_id: node
-        for node in CostCentre.objects.filter(line_id__in=line_ids).only(
-            "pk", "line_id", "parent_id", "tree_id", "company_id", "personal_account_id"
+        for node in map(
+            _Device._make,
+            CostCentre.objects.filter(line_id__in=line_ids).values_list(
+                "pk", "line_id", "parent_id", "tree_id", "company_id", "personal_account_id"
+            ),
         )
     }
     parents = dict(

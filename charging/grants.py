@@ -63,6 +63,7 @@ class Locked:
     ledger: list = field(init=False, default_factory=list)  # entries settled, written with the counters
     # Calls back the free part of the quota store's slices of these rows (see ``plan_grant``).
     slices_reclaim: Callable[[], None] | None = None
+    _by_holder: dict[tuple[str, int], list[Bucket]] | None = field(init=False, default=None)
 
     def __post_init__(self):
         self.as_read = dict(self.counters())
@@ -81,6 +82,16 @@ class Locked:
         if self._money is None:
             self._money = _money_balances_lock(account_ids=self.money_accounts, at=self.at)
             self.as_read.update((key, counters) for key, counters in self.counters() if key[0] == "money")
+
+    def buckets_by_holder(self) -> dict[tuple[str, int], list[Bucket]]:
+        """The locked buckets by holder, ``("line", id)`` or ``("node", id)``: a batch looks up
+        each line's allowances instead of scanning all of them per line."""
+        if self._by_holder is None:
+            self._by_holder = {}
+            for bucket in self.buckets.values():
+                holder = ("line", bucket.line_id) if bucket.line_id else ("node", bucket.cost_centre_id)
+                self._by_holder.setdefault(holder, []).append(bucket)
+        return self._by_holder
 
     def money_if_locked(self) -> list[MoneyBalance]:
         return list((self._money or {}).values())
@@ -357,6 +368,18 @@ def _why_short(*, ctx: ChargingContext, limits: list[NodeLimit], plan: GrantPlan
     return FinalUnitAction.TERMINATE
 
 
+def buckets_on_path(*, ctx: ChargingContext, locked: Locked) -> list[Bucket]:
+    """The locked allowances this usage may draw on whenever they are valid (the caller checks
+    validity at the usage's own time), in the order they are drawn from."""
+    if ctx.steered_personal:
+        return []
+    holders = locked.buckets_by_holder()
+    on_path = [*holders.get(("line", ctx.line.pk), ())]
+    for node in ctx.path_ids:
+        on_path.extend(holders.get(("node", node), ()))
+    return sorted((bucket for bucket in on_path if bucket.unit == ctx.unit), key=bucket_draw_order(ctx.at))
+
+
 def bucket_draw_order(at: datetime):
     return lambda b: (b.priority, b.valid_until is None, b.valid_until or at, b.pk)
 
@@ -371,9 +394,16 @@ def limit_periods_roll(*, limits: list[NodeLimit], at: datetime) -> None:
     set up during a period counts from that period's start. Written back in a statement or
     two, however many limits rolled."""
     rolled: dict[tuple[datetime, bool], list[int]] = {}
+    starts: dict[tuple[str, datetime], datetime] = {}  # a batch's limits share a few periods
+
+    def start_of(period: str, moment: datetime) -> datetime:
+        if (period, moment) not in starts:
+            starts[(period, moment)] = period_start(period=period, at=moment)
+        return starts[(period, moment)]
+
     for limit in limits:
-        start = period_start(period=limit.period, at=at)
-        counting = period_start(period=limit.period, at=limit.period_start)
+        start = start_of(limit.period, at)
+        counting = start_of(limit.period, limit.period_start)
         if limit.period_start == start or counting > start:
             continue  # the current period already, or ``at`` lies before it: nothing to roll
         reset = counting < start

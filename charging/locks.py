@@ -6,18 +6,13 @@ balances, so two charges can never wait on each other in a cycle. On SQLite
 ``select_for_update`` is a no-op: its IMMEDIATE transactions serialise writers.
 """
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 
 from charging.models import Bucket, ChargingSession, MoneyBalance, NodeLimit, UsageEvent
 
 
 def usage_event_lock(*, event_id: int) -> UsageEvent:
     return UsageEvent.objects.select_for_update().get(pk=event_id)
-
-
-def usage_events_lock(*, event_ids: list[int]) -> QuerySet[UsageEvent]:
-    """Usage events of a batch, locked by ascending primary key (evaluate the queryset)."""
-    return UsageEvent.objects.select_for_update().filter(pk__in=event_ids).order_by("pk")
 
 
 def money_balance_lock(*, billing_account_id: int) -> MoneyBalance:
@@ -35,10 +30,7 @@ def node_limits_lock(*, nodes_by_unit: dict[str, set[int]], limit_ids: set[int] 
     if not limit_ids and not any(nodes_by_unit.values()):
         return []
     return list(
-        NodeLimit.objects.select_for_update(of=("self",))
-        .filter(wanted)
-        .select_related("node")
-        .order_by("node__level", "node_id", "unit")
+        NodeLimit.objects.select_for_update(of=("self",)).filter(wanted).order_by("node__level", "node_id", "unit")
     )
 
 
@@ -72,3 +64,14 @@ def charging_session_lock(*, source: str, session_id: str) -> ChargingSession | 
 
 def charging_session_lock_by_pk(*, pk: int) -> ChargingSession:
     return ChargingSession.objects.select_for_update(of=("self",)).select_related("line").get(pk=pk)
+
+
+def usage_events_lock_values(*, event_ids: list[int], fields: tuple[str, ...]) -> list[tuple]:
+    """The received usage events of a batch, locked by ascending primary key, read as plain
+    values (a batch of thousands needs no model instances)."""
+    return list(
+        UsageEvent.objects.select_for_update()
+        .filter(pk__in=event_ids, status=UsageEvent.Status.RECEIVED)
+        .order_by("pk")
+        .values_list(*fields)
+    )

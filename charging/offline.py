@@ -1,6 +1,6 @@
 """Offline usage: files and bulk posts of records, stored together and charged in batches.
 
-Every record goes through the same checks as a single one (``usage_event_build``) and is kept,
+Every record goes through the same checks as a single one (``usage_event_fields``) and is kept,
 rejected with its reasons if it fails them. Records already stored under the same source and
 external id are answered with the stored event and never charged again. The accepted ones are
 charged after commit by ``charge_usage_batch`` tasks of ``CHARGING_BATCH_SIZE`` events each.
@@ -8,12 +8,15 @@ charged after commit by ``charge_usage_batch`` tasks of ``CHARGING_BATCH_SIZE`` 
 
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from charging.models import UsageEvent
-from charging.services import usage_event_build, usage_event_external_id, usage_event_store
+from charging.row_updates import rows_insert
+from charging.services import usage_event_external_id, usage_event_fields, usage_event_store
 from charging.usage_records import lines_by_msisdn
 
 
@@ -60,7 +63,7 @@ def charging_batch_size() -> int:
 def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
     """Stores a batch of usage records and, after commit, queues the accepted ones for charging.
 
-    One query finds the records already stored, one ``bulk_create`` stores the new ones; if a
+    One query finds the records already stored, one insert stores the new ones; if a
     concurrent delivery stored a twin meanwhile, the batch falls back to storing row by row,
     where the twin's answer stands. A record repeated within the batch counts once.
     """
@@ -68,27 +71,28 @@ def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
     with transaction.atomic():
         stored = _stored_events(source=source, payloads=payloads)
         lines = lines_by_msisdn(payloads)
-        new: dict[str, tuple[int, UsageEvent]] = {}  # event external id -> (index, event)
+        now = timezone.now()
+        new: dict[str, tuple[int, dict]] = {}  # event external id -> (index, the event's fields)
         repeats: list[tuple[int, str]] = []  # (index, external id of an earlier record in this batch)
         for index, payload in enumerate(payloads):
             external_id = usage_event_external_id(payload)
             if external_id in stored:
-                outcomes[index] = _outcome(index, payload, stored[external_id], RecordStatus.DUPLICATE)
+                event = stored[external_id]
+                outcomes[index] = _outcome(index, payload, event.pk, event.status, event.errors, RecordStatus.DUPLICATE)
             elif external_id in new:
                 repeats.append((index, external_id))
             else:
-                event = usage_event_build(payload=payload, source=source, lines=lines)
-                new[event.external_id] = (index, event)
+                fields = usage_event_fields(payload=payload, source=source, lines=lines, now=now)
+                new[fields["external_id"]] = (index, fields)
 
-        created = _bulk_store(source=source, payloads=payloads, new=new)
-        for external_id, (index, event) in new.items():
-            if external_id not in created:
+        for index, event, created in _bulk_store(source=source, payloads=payloads, new=new).values():
+            if not created:
                 status = RecordStatus.DUPLICATE
             elif event.status == UsageEvent.Status.REJECTED:
                 status = RecordStatus.REJECTED
             else:
                 status = RecordStatus.ACCEPTED
-            outcomes[index] = _outcome(index, payloads[index], event, status)
+            outcomes[index] = _outcome(index, payloads[index], event.pk, event.status, event.errors, status)
         for index, external_id in repeats:
             first = outcomes[new[external_id][0]]
             outcomes[index] = RecordOutcome(
@@ -115,35 +119,69 @@ def _stored_events(*, source: str, payloads: list[dict]) -> dict[str, UsageEvent
     return {event.external_id: event for event in rows}
 
 
-def _bulk_store(*, source: str, payloads: list[dict], new: dict[str, tuple[int, UsageEvent]]) -> set[str]:
-    """Inserts the new events; returns the keys of those this batch created. A key whose twin
-    was stored concurrently gets the stored event in ``new``."""
+class _Stored(NamedTuple):
+    pk: int
+    status: str
+    errors: dict
+
+
+# What a batch stores of each event; the other columns take their defaults.
+_STORED_FIELDS = (
+    "source",
+    "external_id",
+    "payload",
+    "msisdn",
+    "line_id",
+    "service",
+    "zone",
+    "unit",
+    "quantity",
+    "occurred_at",
+    "status",
+    "reason",
+    "errors",
+)
+_FIELD_DEFAULTS = {name: UsageEvent._meta.get_field(name).get_default() for name in _STORED_FIELDS}
+
+
+def _row(fields: dict) -> tuple:
+    line = fields.get("line")
+    values = {**_FIELD_DEFAULTS, **fields, "line_id": line.pk if line is not None else None}
+    return tuple(values[name] for name in _STORED_FIELDS)
+
+
+def _bulk_store(
+    *, source: str, payloads: list[dict], new: dict[str, tuple[int, dict]]
+) -> dict[str, tuple[int, _Stored | UsageEvent, bool]]:
+    """Inserts the new events in one statement; returns, per key, (index, the stored event,
+    whether this batch created it). A key whose twin was stored concurrently gets the twin."""
     if not new:
-        return set()
+        return {}
     try:
         with transaction.atomic():
-            UsageEvent.objects.bulk_create([event for _, event in new.values()], ignore_conflicts=False)
+            pks = rows_insert(UsageEvent, _STORED_FIELDS, [_row(fields) for _, fields in new.values()])
     except IntegrityError:
         # A concurrent delivery stored one of them first: row by row, each twin answers for itself.
-        created = set()
+        stored = {}
         for key, (index, _) in new.items():
             event, was_created = usage_event_store(payload=payloads[index], source=source)
-            new[key] = (index, event)
-            if was_created:
-                created.add(key)
-        return created
-    return set(new)
+            stored[key] = (index, event, was_created)
+        return stored
+    return {
+        key: (index, _Stored(pk, fields.get("status", UsageEvent.Status.RECEIVED), fields.get("errors", {})), True)
+        for pk, (key, (index, fields)) in zip(pks, new.items(), strict=True)
+    }
 
 
-def _outcome(index: int, payload: dict, event: UsageEvent, status: str) -> RecordOutcome:
+def _outcome(index: int, payload: dict, event_id: int, event_status: str, errors: dict, status: str) -> RecordOutcome:
     external_id = payload.get("external_id")
     return RecordOutcome(
         index=index,
         external_id=external_id if isinstance(external_id, str) else "",
         status=status,
-        event_id=event.pk,
-        event_status=event.status,
-        errors=dict(event.errors or {}),
+        event_id=event_id,
+        event_status=event_status,
+        errors=dict(errors or {}),
     )
 
 

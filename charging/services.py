@@ -10,11 +10,17 @@ from django.db.models import F
 from django.utils import timezone
 
 from charging import live
+from charging.batch_charging import (
+    AllowanceShortcut,
+    batch_events_lock,
+    batch_events_save,
+    ledger_row,
+    ledger_rows_insert,
+)
 from charging.context import charging_contexts, context_at
 from charging.grants import lock_for_batch
-from charging.locks import money_balance_lock, usage_event_lock, usage_events_lock
+from charging.locks import money_balance_lock, usage_event_lock
 from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
-from charging.row_updates import rows_update
 from charging.settlement import charge_used, locked_save
 from charging.thresholds import thresholds_check
 from charging.usage_records import usage_record_parse
@@ -192,7 +198,15 @@ def usage_event_external_id(payload: dict) -> str | None:
 
 def usage_event_build(*, payload: dict, source: str, lines: dict[str, Line] | None = None) -> UsageEvent:
     """Checks a record and returns its (unsaved) event: received, or rejected with the reasons."""
-    record, errors = usage_record_parse(payload, lines=lines)
+    return UsageEvent(**usage_event_fields(payload=payload, source=source, lines=lines))
+
+
+def usage_event_fields(
+    *, payload: dict, source: str, lines: dict[str, Line] | None = None, now: datetime | None = None
+) -> dict:
+    """Checks a record and returns the fields of its event (``line``: the Line, or ``None``);
+    ``now``: when a batch was received, the time of records that carry none."""
+    record, errors = usage_record_parse(payload, lines=lines, now=now)
     fields = {
         "source": source,
         "payload": payload,
@@ -215,7 +229,7 @@ def usage_event_build(*, payload: dict, source: str, lines: dict[str, Line] | No
             quantity=record.quantity,
             occurred_at=record.occurred_at,
         )
-    return UsageEvent(**fields)
+    return fields
 
 
 def _format_errors(errors: dict[str, str]) -> str:
@@ -240,13 +254,10 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     the batch touches is locked once, in the global order, and written back once. An event
     already charged or rejected is skipped, so a re-delivered batch changes nothing.
     """
-    events = list(usage_events_lock(event_ids=event_ids).filter(status=UsageEvent.Status.RECEIVED))
+    events = batch_events_lock(event_ids=event_ids)
     if not events:
         return 0
-    lines = {
-        line.pk: line
-        for line in Line.objects.select_related("billing_account").filter(pk__in={e.line_id for e in events})
-    }
+    lines = {line.pk: line for line in Line.objects.filter(pk__in={e.line_id for e in events})}
     now = timezone.now()
     keys = sorted({(e.line_id, e.service, e.zone) for e in events})
     first = min(e.occurred_at for e in events)
@@ -256,21 +267,28 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
         )
     )
     locked = lock_for_batch(ctxs=list(contexts.values()), at=now)
+    shortcuts = {key: AllowanceShortcut(ctx=ctx, locked=locked) for key, ctx in contexts.items()}
+    ledger: list[tuple] = []  # the usage entries, in the order the records are charged
     used_in_batch: dict[tuple[int, str], int] = {}  # earlier records of the batch count towards volume tiers
     for event in sorted(events, key=lambda e: (e.occurred_at, e.pk)):
-        ctx = context_at(contexts[(event.line_id, event.service, event.zone)], event.occurred_at)
+        key = (event.line_id, event.service, event.zone)
         earlier = used_in_batch.get((event.line_id, event.service), 0)
-        ctx = replace(ctx, period_used=ctx.period_used + earlier)
         used_in_batch[(event.line_id, event.service)] = earlier + event.quantity
-        settled = charge_used(
-            ctx=ctx, locked=locked, used=event.quantity, reference=f"usage:{event.external_id}", usage_event_id=event.pk
-        )
+        if not shortcuts[key].charge(event, ledger):
+            ctx = context_at(contexts[key], event.occurred_at)
+            ctx = replace(ctx, period_used=ctx.period_used + earlier)
+            settled = charge_used(
+                ctx=ctx, locked=locked, used=event.quantity, reference=event.reference, usage_event_id=event.pk
+            )
+            ledger.extend(ledger_row(entry) for entry in locked.ledger)
+            locked.ledger.clear()
+            event.units_from_buckets = settled.from_allowances
+            event.amount_charged = settled.amount
         event.status = UsageEvent.Status.CHARGED
-        event.units_from_buckets = settled.from_allowances
-        event.amount_charged = settled.amount
         event.charged_at = now
     locked_save(locked)
-    rows_update(UsageEvent, events, ["status", "units_from_buckets", "amount_charged", "charged_at"])
+    ledger_rows_insert(ledger)
+    batch_events_save(events)
     at = max(e.occurred_at for e in events)
     thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
     live.changed_on_commit(

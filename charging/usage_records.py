@@ -14,6 +14,9 @@ from charging.units import SERVICE_UNIT, Service, Zone
 from portal.models import Line
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# Read once: an enum's ``values`` builds a new list on every access, and a batch checks thousands.
+_SERVICES = frozenset(Service.values)
+_ZONES = frozenset(Zone.values)
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,11 @@ def usage_record_parse(
         errors["external_id"] = "At most 100 characters."
 
     service = payload.get("service")
-    if service not in Service.values:
+    if not isinstance(service, str) or service not in _SERVICES:
         errors["service"] = f"Unknown service {service!r}; expected one of {', '.join(Service.values)}."
 
     zone = payload.get("zone") or Zone.HOME.value
-    if zone not in Zone.values:
+    if not isinstance(zone, str) or zone not in _ZONES:
         errors["zone"] = f"Unknown zone {zone!r}; expected one of {', '.join(Zone.values)}."
 
     unit = payload.get("unit")

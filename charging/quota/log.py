@@ -30,11 +30,11 @@ from charging.quota import store
 from charging.row_updates import rows_insert, rows_update
 from charging.thresholds import thresholds_check
 
-LEDGER_FIELDS = ["kind", "billing_account", "bucket", "units", "amount", "reference", "reason", "created_at"]
+LEDGER_FIELDS = ["kind", "billing_account_id", "bucket_id", "units", "amount", "reference", "reason", "created_at"]
 SESSION_FIELDS = [
     "source",
     "session_id",
-    "line",
+    "line_id",
     "service",
     "zone",
     "status",
