@@ -174,6 +174,8 @@ CHARGING_GRANT_VALIDITY_SECONDS = int(os.environ.get("CHARGING_GRANT_VALIDITY_SE
 CHARGING_QUOTA_STORE = env_bool("CHARGING_QUOTA_STORE", False) and bool(REDIS_URL)
 # What part of a counter's headroom one slice hands to the store.
 CHARGING_QUOTA_SHARE = float(os.environ.get("CHARGING_QUOTA_SHARE", "0.25"))
+# The store's keys in Redis start with this (one store per deployment).
+CHARGING_QUOTA_PREFIX = os.environ.get("CHARGING_QUOTA_PREFIX", "quota")
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -54,9 +54,10 @@ def asgi_server() -> Iterator[str]:
 
 
 @contextmanager
-def celery_worker(*, queue: str) -> Iterator[subprocess.Popen]:
-    """A real Celery worker process on ``queue``, against this run's database and Redis."""
-    env = {**os.environ, **test_database_env(), "CELERY_QUEUE": queue}
+def celery_worker(*, queue: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """A real Celery worker process on ``queue``, against this run's database and Redis
+    (with ``env`` added to its environment)."""
+    env = {**os.environ, **test_database_env(), "CELERY_QUEUE": queue, **(env or {})}
     worker = subprocess.Popen(
         [
             sys.executable,

@@ -207,3 +207,28 @@ def test_units_granted_never_pass_a_limit_even_when_slices_are_short():
     assert Bucket.objects.get(pk=tree.pool.pk).remaining == 8 * MB
     assert NodeLimit.objects.filter(used__gt=0).count() == 1
     assert ledger_mismatches() == []
+
+
+def test_the_rest_endpoints_answer_the_same_through_the_store(usage_poster):
+    line = LineFactory()
+    data_bucket(line, 100 * MB)
+    body = {"session_id": "s-1", "msisdn": line.msisdn, "service": "data", "requested_units": 30 * MB}
+
+    started = usage_poster.post("/api/chargingSession/", body, format="json")
+    repeated = usage_poster.post("/api/chargingSession/", body, format="json")
+    skipped = usage_poster.post(
+        "/api/chargingSession/s-1/update/", {"request_number": 3, "used_units": MB}, format="json"
+    )
+    ended = usage_poster.post(
+        "/api/chargingSession/s-1/terminate/", {"request_number": 1, "used_units": 20 * MB}, format="json"
+    )
+
+    assert started.status_code == 201
+    assert (started.json()["granted_units"], started.json()["validity_seconds"]) == (30 * MB, 300)
+    assert repeated.json() == started.json()
+    assert (skipped.status_code, skipped.json()["code"], skipped.json()["field"]) == (
+        409,
+        "out_of_order",
+        "request_number",
+    )
+    assert (ended.status_code, ended.json()["status"], ended.json()["used_units"]) == (200, "terminated", 20 * MB)

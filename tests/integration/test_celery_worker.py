@@ -1,4 +1,5 @@
-"""A real Celery worker over Redis charges an event, and a websocket client sees it live."""
+"""A real Celery worker over Redis charges an event, or applies the quota store's log, and a
+websocket client sees it live."""
 
 import uuid
 
@@ -6,8 +7,11 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
-from charging.models import Bucket, UsageEvent
+from charging.models import Bucket, ChargingSession, UsageEvent
+from charging.online import session_start, session_terminate
+from charging.quota.store import quota_store_clear
 from charging.services import usage_event_ingest
+from charging.tasks import apply_quota_log
 from portal.asgi import application
 from portal.celery import app as celery_app
 from tests.factories import MB, LineFactory, data_bucket
@@ -51,4 +55,46 @@ async def test_real_worker_charges_the_event_and_the_socket_receives_it(worker_q
     assert await database_sync_to_async(lambda: Bucket.objects.get(pk=bucket.pk).remaining)() == 16 * MB
     stored = await database_sync_to_async(UsageEvent.objects.get)(pk=event.pk)
     assert stored.status == UsageEvent.Status.CHARGED
+    await communicator.disconnect()
+
+
+@pytest.fixture
+def quota_worker(settings):
+    """A real worker with the quota store on, on keys of this test's own."""
+    settings.REDIS_URL = redis_url()
+    settings.CHARGING_QUOTA_STORE = True
+    settings.CHARGING_QUOTA_PREFIX = f"test-quota-{uuid.uuid4().hex[:12]}"
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.task_default_queue = queue
+    env = {"CHARGING_QUOTA_STORE": "1", "CHARGING_QUOTA_PREFIX": settings.CHARGING_QUOTA_PREFIX}
+    with celery_worker(queue=queue, env=env) as worker:
+        yield worker
+    celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
+    quota_store_clear()
+
+
+async def test_a_real_worker_applies_the_quota_stores_log_and_the_socket_sees_the_balance(quota_worker):
+    line = await database_sync_to_async(LineFactory)()
+    bucket = await database_sync_to_async(data_bucket)(line, 20 * MB)
+    user = await database_sync_to_async(lambda: line.billing_account.customer.user)()
+    communicator = WebsocketCommunicator(
+        application, "/ws/live/", headers=await database_sync_to_async(websocket_headers)(user)
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    assert (await communicator.receive_json_from())["type"] == "ready"
+
+    start = {"session_id": "store-1", "msisdn": line.msisdn, "service": "data", "requested_units": 5 * MB}
+    await database_sync_to_async(session_start)(**start)
+    await database_sync_to_async(session_terminate)(session_id="store-1", request_number=1, used_units=4 * MB)
+    assert await database_sync_to_async(lambda: Bucket.objects.get(pk=bucket.pk).remaining)() == 20 * MB
+    apply_quota_log.delay()  # what beat sends every second
+    message = await communicator.receive_json_from(timeout=30)
+
+    assert message["type"] == "line.changed"
+    assert message["buckets"][0]["remaining"] == 16 * MB
+    session = await database_sync_to_async(ChargingSession.objects.get)(session_id="store-1")
+    assert (session.status, session.used_units) == ("terminated", 4 * MB)
     await communicator.disconnect()
