@@ -14,12 +14,10 @@ from charging.models import Bucket, NodeLimit, UsageEvent
 from charging.online import session_start, session_terminate
 from charging.quota import quota_store_enabled, store
 from charging.quota.log import log_apply
-from charging.quota.profiles import profiles_warm
-from charging.quota.slices import slices_warm
+from charging.quota.warm import company_warm
 from charging.services import bucket_grant
 from charging.units import Unit
 from enterprise.models import CostCentre
-from portal.models import Line
 
 MB = 1024**2
 
@@ -79,11 +77,7 @@ def online_run(*, company: PooledCompany, workers: int, seconds: float, units: i
 
 def quota_store_warm(*, company: PooledCompany) -> tuple[int, int]:
     """What the engine loads when it starts: the lines' profiles and slices of every counter."""
-    lines = list(Line.objects.filter(pk__in=company.bench.line_ids))
-    profiles = profiles_warm(lines=lines, service="data")
-    limits = set(NodeLimit.objects.filter(node__company=company.bench.company).values_list("pk", flat=True))
-    slices = slices_warm(bucket_ids={company.pool.pk}, limit_ids=limits, wanted=MB)
-    return profiles, slices
+    return company_warm(company=company.bench.company, service="data", wanted=MB)
 
 
 class LogApplier:

@@ -4,8 +4,10 @@ beside it."""
 
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from charging.models import (
@@ -232,3 +234,26 @@ def test_the_rest_endpoints_answer_the_same_through_the_store(usage_poster):
         "request_number",
     )
     assert (ended.status_code, ended.json()["status"], ended.json()["used_units"]) == (200, "terminated", 20 * MB)
+
+
+def test_operators_load_a_company_apply_the_log_and_hand_slices_back_by_command():
+    tree = company_tree(lines=2, pool_units=100 * MB)
+    limit = limit_on(tree.root, 80 * MB)
+
+    call_command("quota_store", "warm", company=tree.company.pk, stdout=StringIO())
+    assert fresh(tree.pool).in_store == 25 * MB  # a quarter of what is left
+    assert fresh(limit).in_store == 20 * MB
+    start(tree.lines[0], units=5 * MB)
+    session_terminate(session_id="s-1", request_number=1, used_units=3 * MB)
+    call_command("quota_store", "apply", stdout=StringIO())
+    call_command("quota_store", "return", stdout=StringIO())
+
+    assert (fresh(tree.pool).remaining, fresh(tree.pool).reserved, fresh(tree.pool).in_store) == (97 * MB, 0, 0)
+    assert (fresh(limit).used, fresh(limit).reserved, fresh(limit).in_store) == (3 * MB, 0, 0)
+    assert ledger_mismatches() == []
+
+
+def test_the_command_says_when_the_store_is_off(settings):
+    settings.CHARGING_QUOTA_STORE = False
+    with pytest.raises(CommandError, match="quota store is off"):
+        call_command("quota_store", "apply")

@@ -1,0 +1,36 @@
+"""Operating the online quota store: load a company into it, apply its log now, or hand every
+free slice back to the database (before switching the store off, say)."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from charging.quota import quota_store_enabled
+from charging.quota.log import log_apply
+from charging.quota.slices import slices_return
+from charging.quota.warm import company_warm
+from enterprise.models import Company
+
+
+class Command(BaseCommand):
+    help = "Loads a company into the quota store (warm), applies its log (apply) or hands slices back (return)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("action", choices=["warm", "apply", "return"])
+        parser.add_argument("--company", type=int, help="The company to load (warm).")
+        parser.add_argument("--service", default="data", help="The service whose line profiles to load (warm).")
+
+    def handle(self, *args, action, company=None, service="data", **options):
+        if not quota_store_enabled():
+            raise CommandError("the quota store is off: set REDIS_URL and CHARGING_QUOTA_STORE=1")
+        if action == "apply":
+            self.stdout.write(f"applied {log_apply():,} log entries")
+        elif action == "return":
+            self.stdout.write(f"handed back the free part of {len(slices_return()):,} slices")
+        else:
+            self._warm(company_id=company, service=service)
+
+    def _warm(self, *, company_id: int | None, service: str) -> None:
+        company = Company.objects.filter(pk=company_id).first() if company_id else None
+        if company is None:
+            raise CommandError("warm needs --company with the id of a company")
+        profiles, slices = company_warm(company=company, service=service)
+        self.stdout.write(f"loaded {profiles:,} line profiles and {slices:,} slices of {company}")
