@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint migrate demo worker clean
+.PHONY: run test bench lint migrate demo worker beat clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -38,6 +38,10 @@ migrate: $(STAMP)
 ## A real Celery worker (needs REDIS_URL)
 worker: $(STAMP)
 	$(VENV)/bin/celery -A portal worker --loglevel=info
+
+## Celery beat: expiry, recurring charges, the quota store's log (needs REDIS_URL)
+beat: $(STAMP)
+	$(VENV)/bin/celery -A portal beat --loglevel=info
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .test-*.sqlite3* staticfiles
