@@ -60,6 +60,12 @@ def log_apply(*, batch: int = 2000) -> int:
             return applied
 
 
+def log_pending() -> list[dict]:
+    """The entries not applied yet."""
+    position = QuotaLogPosition.objects.filter(name=store.prefix()).values_list("last_id", flat=True).first() or "0-0"
+    return [json.loads(fields[b"e"]) for _, fields in store.client().xrange(store.log_key(), min=f"({position}")]
+
+
 @transaction.atomic
 def _apply_batch(*, batch: int) -> tuple[int, str]:
     QuotaLogPosition.objects.get_or_create(name=store.prefix())

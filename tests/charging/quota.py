@@ -6,7 +6,7 @@ import pytest
 
 from charging.quota import store
 from charging.quota.log import log_apply
-from charging.quota.slices import slices_return
+from charging.quota.slices import slices_mismatches, slices_return
 from tests.services import redis_url
 
 
@@ -22,5 +22,10 @@ def quota_store(settings):
 
 
 def settle_store() -> None:
+    """Checks that every slice is accounted for (free, held by a session, or settled in the
+    log), applies the log, hands the slices back and checks again."""
+    assert slices_mismatches() == []
     log_apply()
+    assert slices_mismatches() == []
     slices_return()
+    assert slices_mismatches() == []

@@ -245,6 +245,7 @@ def test_operators_load_a_company_apply_the_log_and_hand_slices_back_by_command(
     assert fresh(limit).in_store == 20 * MB
     start(tree.lines[0], units=5 * MB)
     session_terminate(session_id="s-1", request_number=1, used_units=3 * MB)
+    call_command("quota_store", "check", stdout=StringIO())
     call_command("quota_store", "apply", stdout=StringIO())
     call_command("quota_store", "return", stdout=StringIO())
 
@@ -257,3 +258,14 @@ def test_the_command_says_when_the_store_is_off(settings):
     settings.CHARGING_QUOTA_STORE = False
     with pytest.raises(CommandError, match="quota store is off"):
         call_command("quota_store", "apply")
+
+
+def test_the_check_finds_a_slice_the_store_lost():
+    line = LineFactory()
+    bucket = data_bucket(line, 100 * MB)
+    start(line, units=10 * MB)
+    counter = store.counter_key(store.BUCKET, bucket.pk)
+    store.client().decrby(counter, MB)  # units vanish from the store (a crash between two steps)
+
+    with pytest.raises(CommandError, match="1 slices"):
+        call_command("quota_store", "check", stdout=StringIO(), stderr=StringIO())

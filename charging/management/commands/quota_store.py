@@ -1,20 +1,24 @@
-"""Operating the online quota store: load a company into it, apply its log now, or hand every
-free slice back to the database (before switching the store off, say)."""
+"""Operating the online quota store: load a company into it, apply its log now, hand every
+free slice back to the database (before switching the store off, say), or check that every
+slice is accounted for."""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from charging.quota import quota_store_enabled
 from charging.quota.log import log_apply
-from charging.quota.slices import slices_return
+from charging.quota.slices import slices_mismatches, slices_return
 from charging.quota.warm import company_warm
 from enterprise.models import Company
 
 
 class Command(BaseCommand):
-    help = "Loads a company into the quota store (warm), applies its log (apply) or hands slices back (return)."
+    help = (
+        "Loads a company into the quota store (warm), applies its log (apply), hands slices back"
+        " (return) or checks every slice is accounted for (check; run it while the store is quiet)."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=["warm", "apply", "return"])
+        parser.add_argument("action", choices=["warm", "apply", "return", "check"])
         parser.add_argument("--company", type=int, help="The company to load (warm).")
         parser.add_argument("--service", default="data", help="The service whose line profiles to load (warm).")
 
@@ -25,6 +29,13 @@ class Command(BaseCommand):
             self.stdout.write(f"applied {log_apply():,} log entries")
         elif action == "return":
             self.stdout.write(f"handed back the free part of {len(slices_return()):,} slices")
+        elif action == "check":
+            problems = slices_mismatches()
+            for problem in problems:
+                self.stderr.write(problem)
+            if problems:
+                raise CommandError(f"{len(problems)} slices are not what the store accounts for")
+            self.stdout.write(self.style.SUCCESS("every slice is accounted for"))
         else:
             self._warm(company_id=company, service=service)
 
