@@ -24,8 +24,8 @@ ROUNDS = 3  # a refill can be taken by concurrent sessions before this one retri
 
 
 def keep_seconds() -> int:
-    """How long answers and ended sessions stay in the store for repeats (the log keeps them
-    in the database for good)."""
+    """How long answers and ended sessions stay in the store for repeats (the database keeps
+    the ended sessions and their ledger entries for good)."""
     return int(getattr(settings, "CHARGING_QUOTA_KEEP_SECONDS", 86400))
 
 
@@ -58,16 +58,12 @@ def session_start(*, key, source, session_id, msisdn, service, zone, requested_u
         if outcome is not None:
             return outcome
     if not _claim_for_database(source=source, session_id=session_id):
-        return session_start(
-            key=key,
-            source=source,
-            session_id=session_id,
-            msisdn=msisdn,
-            service=service,
-            zone=zone,
-            requested_units=requested_units,
-            at=at,
-        )  # a twin opened it here: its answer
+        # The store opened it meanwhile (a twin of this request): its answer, or a refusal.
+        outcome = _granting_step(
+            "start", key=key, session_id=session_id, source=source, profile=Profile(mode=Mode.QUOTA), requested=0, at=at
+        )
+        if outcome is not None:
+            return outcome
     return online.session_start_in_database(
         key=key,
         source=source,
@@ -143,15 +139,17 @@ def _granting_step(
             return answer_from(result[1].decode(), session_id=session_id)
         if kind == "money":
             return None
-        if kind in ("unknown", "database"):
+        if kind in ("unknown", "database", "late"):
             return _in_database(
-                op, key=key, source=source, session_id=session_id, number=number, used=used, requested=requested, at=at
-            )
-        if kind == "late":
-            log_apply()  # the database learns how the session ended, then charges the late report
-            conn.hset(store.session_key(source, session_id), "status", "db")
-            return _in_database(
-                op, key=key, source=source, session_id=session_id, number=number, used=used, requested=requested, at=at
+                op,
+                key=key,
+                source=source,
+                session_id=session_id,
+                number=number,
+                used=used,
+                requested=requested,
+                at=at,
+                late=kind == "late",
             )
         if kind == "error":
             raise _refusal(result, session_id=session_id, number=number, used=used)
@@ -214,6 +212,7 @@ def _hand_over(*, key, source, session_id, number, used, requested, at) -> dict:
             used=used,
             requested=requested,
             at=at,
+            late=kind == "late",
         )
     total, settled, meta = int(result[1]), int(result[2]), json.loads(result[3])
     return online.session_adopt(
@@ -232,13 +231,20 @@ def _hand_over(*, key, source, session_id, number, used, requested, at) -> dict:
     )
 
 
-def _in_database(op, *, key, source, session_id, number, used, requested, at) -> dict:
-    if op == "terminate":
-        return online.session_continue_in_database(
-            key=key, source=source, session_id=session_id, request_number=number, used=used, requested=None, at=at
-        )
+def _in_database(op, *, key, source, session_id, number, used, requested, at, late=False) -> dict:
+    """A request the database answers: for a session it holds, or one that expired here (it
+    learns first how that ended, then charges the late report)."""
+    if late:
+        log_apply()
+        store.client().hset(store.session_key(source, session_id), "status", "db")
     return online.session_continue_in_database(
-        key=key, source=source, session_id=session_id, request_number=number, used=used, requested=requested, at=at
+        key=key,
+        source=source,
+        session_id=session_id,
+        request_number=number,
+        used=used,
+        requested=None if op == "terminate" else requested,
+        at=at,
     )
 
 

@@ -160,3 +160,35 @@ def test_the_same_update_delivered_eight_times_at_once_gets_one_answer_and_settl
     assert answers[0]["used_units"] == 3 * MB
     assert ChargingSession.objects.get(session_id="twin").used_units == 3 * MB
     assert ledger_mismatches() == []
+
+
+def test_the_same_start_delivered_eight_times_at_once_opens_one_session(engine):
+    require_postgres()
+    pool, limits, lines = branchy_company()
+    msisdn = lines[1][0].msisdn
+    answers: list = []
+    barrier = threading.Barrier(8)
+
+    def deliver() -> None:
+        try:
+            barrier.wait()
+            answers.append(session_start(session_id="twin", msisdn=msisdn, service="data", requested_units=4 * MB))
+        except Exception as exc:  # noqa: BLE001 - any refusal is a failure here
+            answers.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    session_terminate(session_id="twin", request_number=1, used_units=4 * MB)
+    engine()
+
+    assert len(answers) == 8
+    assert all(answer == answers[0] for answer in answers)
+    assert answers[0]["granted_units"] == 4 * MB
+    assert ChargingSession.objects.get(session_id="twin").used_units == 4 * MB
+    assert Bucket.objects.get(pk=pool.pk).remaining == 176 * MB
+    assert ledger_mismatches() == []
