@@ -8,6 +8,7 @@ on; a request for a session the store does not hold goes to the database as it i
 """
 
 import json
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
@@ -21,6 +22,21 @@ from charging.quota.slices import slices_take
 from charging.requests import ChargingError, active_line
 
 ROUNDS = 3  # a refill can be taken by concurrent sessions before this one retries
+NO_COUNTERS = Profile(mode=Mode.QUOTA)  # for steps that grant nothing new
+
+
+@dataclass(frozen=True)
+class Request:
+    """One online request as the store sees it; ``requested`` is None for a terminate."""
+
+    op: str  # start, update, terminate, handover, expire
+    key: str
+    source: str
+    session_id: str
+    at: datetime
+    number: int = 0
+    used: int = 0
+    requested: int | None = 0
 
 
 def keep_seconds() -> int:
@@ -30,8 +46,8 @@ def keep_seconds() -> int:
 
 
 def session_start(*, key, source, session_id, msisdn, service, zone, requested_units, at: datetime | None) -> dict:
-    at = at or timezone.now()
-    profile = line_profile(msisdn=msisdn, service=service, at=at)
+    request = Request("start", key, source, session_id, at or timezone.now(), requested=requested_units)
+    profile = line_profile(msisdn=msisdn, service=service, at=request.at)
     if profile.mode in (Mode.UNKNOWN, Mode.INACTIVE):
         active_line(msisdn)  # says why, as the database path would
     if profile.mode == Mode.QUOTA:
@@ -42,26 +58,15 @@ def session_start(*, key, source, session_id, msisdn, service, zone, requested_u
             "service": service,
             "zone": zone,
             "line": profile.line_id,
-            "opened_at": at.isoformat(),
+            "opened_at": request.at.isoformat(),
             "nodes": profile.node_ids,
         }
-        outcome = _granting_step(
-            "start",
-            key=key,
-            session_id=session_id,
-            source=source,
-            profile=profile,
-            requested=requested_units,
-            at=at,
-            meta=json.dumps(meta),
-        )
+        outcome = _granting_step(request, profile=profile, meta=json.dumps(meta))
         if outcome is not None:
             return outcome
-    if not _claim_for_database(source=source, session_id=session_id):
+    if not _claim_for_database(request):
         # The store opened it meanwhile (a twin of this request): its answer, or a refusal.
-        outcome = _granting_step(
-            "start", key=key, session_id=session_id, source=source, profile=Profile(mode=Mode.QUOTA), requested=0, at=at
-        )
+        outcome = _granting_step(replace(request, requested=0), profile=NO_COUNTERS)
         if outcome is not None:
             return outcome
     return online.session_start_in_database(
@@ -72,207 +77,151 @@ def session_start(*, key, source, session_id, msisdn, service, zone, requested_u
         service=service,
         zone=zone,
         requested_units=requested_units,
-        at=at,
+        at=request.at,
     )
 
 
 def session_continue(*, key, source, session_id, request_number, used, requested, at: datetime | None) -> dict:
     """An update (``requested`` may be 0) or, with ``requested`` None, a terminate."""
-    at = at or timezone.now()
     op = "terminate" if requested is None else "update"
-    profile = Profile(mode=Mode.QUOTA)
+    request = Request(op, key, source, session_id, at or timezone.now(), request_number, used, requested)
+    profile = NO_COUNTERS
     if requested:
         meta = store.client().hget(store.session_key(source, session_id), "meta")
         if meta is not None:
             details = json.loads(meta)
-            profile = line_profile(msisdn=details["msisdn"], service=details["service"], at=at)
+            profile = line_profile(msisdn=details["msisdn"], service=details["service"], at=request.at)
             if profile.mode != Mode.QUOTA:
-                return _hand_over(
-                    key=key,
-                    source=source,
-                    session_id=session_id,
-                    number=request_number,
-                    used=used,
-                    requested=requested,
-                    at=at,
-                )
-    outcome = _granting_step(
-        op,
-        key=key,
-        session_id=session_id,
-        source=source,
-        profile=profile,
-        requested=requested or 0,
-        number=request_number,
-        used=used,
-        at=at,
-    )
+                return _hand_over(request)
+    outcome = _granting_step(request, profile=profile)
     if outcome is None:  # the allowances no longer cover it: the database charges money from here on
-        return _hand_over(
-            key=key, source=source, session_id=session_id, number=request_number, used=used, requested=requested, at=at
-        )
+        return _hand_over(request)
     return outcome
 
 
-def _granting_step(
-    op, *, key, session_id, source, profile: Profile, requested, at, number=0, used=0, meta=""
-) -> dict | None:
+def _granting_step(request: Request, *, profile: Profile, meta: str = "") -> dict | None:
     """Runs the step, refilling short counters between rounds; None when money is needed."""
     conn = store.client()
     final = False
     for round_ in range(ROUNDS):
-        result = _step(
-            op,
-            key=key,
-            source=source,
-            session_id=session_id,
-            profile=profile,
-            number=number,
-            used=used,
-            requested=requested,
-            final=final,
-            meta=meta,
-            at=at,
-        )
+        result = _step(request, profile=profile, final=final, meta=meta)
         kind = result[0].decode()
         if kind == "answer":
-            return answer_from(result[1].decode(), session_id=session_id)
+            return answer_from(result[1].decode(), session_id=request.session_id)
         if kind == "money":
             return None
         if kind in ("unknown", "database", "late"):
-            return _in_database(
-                op,
-                key=key,
-                source=source,
-                session_id=session_id,
-                number=number,
-                used=used,
-                requested=requested,
-                at=at,
-                late=kind == "late",
-            )
+            return _in_database(request, late=kind == "late")
         if kind == "error":
-            raise _refusal(result, session_id=session_id, number=number, used=used)
+            raise _refusal(result, request=request)
         short = [counter.decode() for counter in result[1:]]
         dry = conn.mget([store.dry_key(counter) for counter in short])
         wanted = [counter for counter, flag in zip(short, dry, strict=True) if flag is None]
         if wanted:
-            slices_take(counters=wanted, wanted=requested, at=at)
+            slices_take(counters=wanted, wanted=request.requested, at=request.at)
         final = not wanted or round_ == ROUNDS - 2
     raise AssertionError("the last round is final and always answers")
 
 
-def _step(op, *, key, source, session_id, profile: Profile, number, used, requested, final, meta, at) -> list:
-    keys = [store.session_key(source, session_id), store.answer_key(key), store.log_key(), store.expiry_key()]
+def _step(request: Request, *, profile: Profile, final: bool = True, meta: str = "") -> list:
+    keys = [
+        store.session_key(request.source, request.session_id),
+        store.answer_key(request.key),
+        store.log_key(),
+        store.expiry_key(),
+    ]
     args = [
-        op,
-        number,
-        used,
-        requested,
+        request.op,
+        request.number,
+        request.used,
+        request.requested or 0,
         len(profile.limit_keys),
         len(profile.bucket_keys),
         int(final),
-        f"{at.timestamp():.3f}",
+        f"{request.at.timestamp():.3f}",
         int(online.grant_validity().total_seconds()),
         meta,
-        at.isoformat(),
+        request.at.isoformat(),
         keep_seconds(),
     ]
     return store.session_step(keys=keys + profile.limit_keys + profile.bucket_keys, args=args)
 
 
-def _hand_over(*, key, source, session_id, number, used, requested, at) -> dict:
+def _hand_over(request: Request) -> dict:
     """Settles the session's use of its allowances here and opens it in the database, which
     grants the request (in money, or whatever the database path decides) from now on."""
-    result = _step(
-        "handover",
-        key=key,
-        source=source,
-        session_id=session_id,
-        profile=Profile(mode=Mode.QUOTA),
-        number=number,
-        used=used,
-        requested=0,
-        final=True,
-        meta="",
-        at=at,
-    )
+    result = _step(replace(request, op="handover"), profile=NO_COUNTERS)
     kind = result[0].decode()
+    if kind == "answer":
+        return answer_from(result[1].decode(), session_id=request.session_id)
+    if kind == "error":
+        raise _refusal(result, request=request)
     if kind != "handover":
-        if kind == "answer":
-            return answer_from(result[1].decode(), session_id=session_id)
-        if kind == "error":
-            raise _refusal(result, session_id=session_id, number=number, used=used)
-        return _in_database(
-            "update",
-            key=key,
-            source=source,
-            session_id=session_id,
-            number=number,
-            used=used,
-            requested=requested,
-            at=at,
-            late=kind == "late",
-        )
+        return _in_database(request, late=kind == "late")
     total, settled, meta = int(result[1]), int(result[2]), json.loads(result[3])
     return online.session_adopt(
-        key=key,
-        source=source,
-        session_id=session_id,
+        key=request.key,
+        source=request.source,
+        session_id=request.session_id,
         line_id=meta["line"],
         service=meta["service"],
         zone=meta["zone"],
         opened_at=datetime.fromisoformat(meta["opened_at"]),
-        request_number=number,
+        request_number=request.number,
         used_before=total,
         used_now=settled,
-        requested=requested or 0,
-        at=at,
+        requested=request.requested or 0,
+        at=request.at,
     )
 
 
-def _in_database(op, *, key, source, session_id, number, used, requested, at, late=False) -> dict:
+def _in_database(request: Request, *, late: bool = False) -> dict:
     """A request the database answers: for a session it holds, or one that expired here (it
     learns first how that ended, then charges the late report)."""
     if late:
         log_apply()
-        store.client().hset(store.session_key(source, session_id), "status", "db")
+        store.client().hset(store.session_key(request.source, request.session_id), "status", "db")
     return online.session_continue_in_database(
-        key=key,
-        source=source,
-        session_id=session_id,
-        request_number=number,
-        used=used,
-        requested=None if op == "terminate" else requested,
-        at=at,
+        key=request.key,
+        source=request.source,
+        session_id=request.session_id,
+        request_number=request.number,
+        used=request.used,
+        requested=request.requested,
+        at=request.at,
     )
 
 
-def _claim_for_database(*, source: str, session_id: str) -> bool:
+def _claim_for_database(request: Request) -> bool:
     """Marks a new session as charged in the database; False if the store already holds it."""
     conn = store.client()
-    session = store.session_key(source, session_id)
+    session = store.session_key(request.source, request.session_id)
     if conn.hsetnx(session, "status", "db"):
         conn.expire(session, keep_seconds())
         return True
     return conn.hget(session, "status") == b"db"
 
 
-def _refusal(result: list, *, session_id: str, number: int, used: int) -> ChargingError:
+def _refusal(result: list, *, request: Request) -> ChargingError:
     code = result[1].decode()
     if code == "closed":
-        return ChargingError("session_closed", f"Session {session_id} is terminated.", status=409)
+        return ChargingError("session_closed", f"Session {request.session_id} is terminated.", status=409)
     if code == "out_of_order":
         expected = int(result[2])
         return ChargingError(
-            "out_of_order", f"Expected request number {expected}, got {number}.", field="request_number", status=409
+            "out_of_order",
+            f"Expected request number {expected}, got {request.number}.",
+            field="request_number",
+            status=409,
         )
     if code == "exceeds":
         return ChargingError(
-            "used_exceeds_grant", f"Reported {used} units but {int(result[2])} were granted.", field="used_units"
+            "used_exceeds_grant",
+            f"Reported {request.used} units but {int(result[2])} were granted.",
+            field="used_units",
         )
     return ChargingError(
-        "out_of_order", f"Session {session_id} was started already.", field="request_number", status=409
+        "out_of_order", f"Session {request.session_id} was started already.", field="request_number", status=409
     )
 
 
@@ -308,18 +257,6 @@ def sessions_expire(*, now: datetime | None = None, limit: int = 500) -> int:
             conn.zrem(store.expiry_key(), session)
             continue
         details = json.loads(meta)
-        result = _step(
-            "expire",
-            key=f"expiry:{session.decode()}",
-            source=details["source"],
-            session_id=details["session_id"],
-            profile=Profile(mode=Mode.QUOTA),
-            number=0,
-            used=0,
-            requested=0,
-            final=True,
-            meta="",
-            at=now,
-        )
-        ended += result[0] == b"expired"
+        request = Request("expire", f"expiry:{session.decode()}", details["source"], details["session_id"], now)
+        ended += _step(request, profile=NO_COUNTERS)[0] == b"expired"
     return ended

@@ -43,7 +43,9 @@ def slices_take(*, counters: list[str], wanted: int, at: datetime | None = None)
         for key in counters:
             if added.get(key):
                 pipe.incrby(key, added[key])
-            else:
+            elif store.counter_of(key)[0] == store.BUCKET:
+                # Sessions short of this allowance go to the database path, which sees every
+                # unit there is; a limit is never marked, as its last grant would end a session.
                 pipe.set(store.dry_key(key), 1, px=500)
         pipe.execute()
     return added

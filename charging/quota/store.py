@@ -55,8 +55,8 @@ def expiry_key() -> str:
 
 
 def dry_key(counter: str) -> str:
-    """Set for a moment when the database had nothing more for a counter, so requests that
-    find it short do not each ask the database again."""
+    """Set for a moment when the database had nothing more for an allowance, so requests
+    that find it short do not each ask the database again."""
     return f"{counter}:dry"
 
 
