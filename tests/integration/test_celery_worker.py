@@ -21,6 +21,18 @@ from tests.services import redis_url
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
 
+async def owners_socket(line) -> WebsocketCommunicator:
+    """The line's owner's live websocket, connected and ready."""
+    user = await database_sync_to_async(lambda: line.billing_account.customer.user)()
+    communicator = WebsocketCommunicator(
+        application, "/ws/live/", headers=await database_sync_to_async(websocket_headers)(user)
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    assert (await communicator.receive_json_from())["type"] == "ready"
+    return communicator
+
+
 @pytest.fixture
 def worker_queue():
     redis_url()
@@ -36,13 +48,7 @@ def worker_queue():
 async def test_real_worker_charges_the_event_and_the_socket_receives_it(worker_queue):
     line = await database_sync_to_async(LineFactory)()
     bucket = await database_sync_to_async(data_bucket)(line, 20 * MB)
-    user = await database_sync_to_async(lambda: line.billing_account.customer.user)()
-    communicator = WebsocketCommunicator(
-        application, "/ws/live/", headers=await database_sync_to_async(websocket_headers)(user)
-    )
-    connected, _ = await communicator.connect()
-    assert connected
-    assert (await communicator.receive_json_from())["type"] == "ready"
+    communicator = await owners_socket(line)
 
     event, _ = await database_sync_to_async(usage_event_ingest)(
         payload={"external_id": "worker-1", "msisdn": line.msisdn, "service": "data", "quantity": 4 * MB}
@@ -78,13 +84,7 @@ def quota_worker(settings):
 async def test_a_real_worker_applies_the_quota_stores_log_and_the_socket_sees_the_balance(quota_worker):
     line = await database_sync_to_async(LineFactory)()
     bucket = await database_sync_to_async(data_bucket)(line, 20 * MB)
-    user = await database_sync_to_async(lambda: line.billing_account.customer.user)()
-    communicator = WebsocketCommunicator(
-        application, "/ws/live/", headers=await database_sync_to_async(websocket_headers)(user)
-    )
-    connected, _ = await communicator.connect()
-    assert connected
-    assert (await communicator.receive_json_from())["type"] == "ready"
+    communicator = await owners_socket(line)
 
     start = {"session_id": "store-1", "msisdn": line.msisdn, "service": "data", "requested_units": 5 * MB}
     await database_sync_to_async(session_start)(**start)
