@@ -1,10 +1,6 @@
 """Races on PostgreSQL: many threads at once, then count what happened."""
 
-import threading
-from collections.abc import Callable
-
 import pytest
-from django.db import connection
 
 from catalog.errors import CatalogError
 from catalog.models import Channel, FulfilmentStep, ProductOrder, Voucher
@@ -13,31 +9,10 @@ from catalog.tasks import fulfilment_step_run
 from charging.models import Bucket, LedgerEntry
 from portal.models import Line
 from tests.catalog.factories import cart_for, promotion, shop, voucher
+from tests.concurrency import run_together
 from tests.services import require_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def run_together(calls: list[Callable[[], object]]) -> list[object]:
-    """Starts every call at the same moment in its own thread; returns results or exceptions."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def worker(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread met
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_a_voucher_limited_to_three_uses_is_used_three_times_by_eight_concurrent_orders(monkeypatch):

@@ -19,6 +19,7 @@ from enterprise.services import company_create, cost_centre_create
 from portal.models import BillingAccount, Customer
 from portal.services import billing_account_open, customer_create, line_create
 from tests.charging.quota import quota_store, settle_store  # noqa: F401 - the fixture
+from tests.concurrency import run_together
 from tests.services import require_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -99,28 +100,6 @@ def drain(msisdn: str, worker: int, errors: list) -> None:
         connection.close()
 
 
-def at_once(count: int, call) -> list:
-    """What ``count`` threads released together got from ``call`` (an answer or an error)."""
-    answers: list = []
-    barrier = threading.Barrier(count)
-
-    def deliver() -> None:
-        try:
-            barrier.wait()
-            answers.append(call())
-        except Exception as exc:  # noqa: BLE001 - any refusal is a failure here
-            answers.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=deliver) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return answers
-
-
 def test_sixteen_workers_never_overspend_any_limit_on_the_path_and_reconcile(engine):
     require_postgres()
     pool, limits, lines = branchy_company()
@@ -157,8 +136,8 @@ def test_the_same_update_delivered_eight_times_at_once_gets_one_answer_and_settl
     msisdn = lines[1][0].msisdn  # a line without a device limit
     granted = session_start(session_id="twin", msisdn=msisdn, service="data", requested_units=4 * MB)
     assert granted["granted_units"] == 4 * MB
-    answers = at_once(
-        8, lambda: session_update(session_id="twin", request_number=1, used_units=3 * MB, requested_units=MB)
+    answers = run_together(
+        8 * [lambda: session_update(session_id="twin", request_number=1, used_units=3 * MB, requested_units=MB)]
     )
     session_terminate(session_id="twin", request_number=2, used_units=0)
     engine()
@@ -174,8 +153,8 @@ def test_the_same_start_delivered_eight_times_at_once_opens_one_session(engine):
     require_postgres()
     pool, limits, lines = branchy_company()
     msisdn = lines[1][0].msisdn
-    answers = at_once(
-        8, lambda: session_start(session_id="twin", msisdn=msisdn, service="data", requested_units=4 * MB)
+    answers = run_together(
+        8 * [lambda: session_start(session_id="twin", msisdn=msisdn, service="data", requested_units=4 * MB)]
     )
     session_terminate(session_id="twin", request_number=1, used_units=4 * MB)
     engine()
