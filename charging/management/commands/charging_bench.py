@@ -25,7 +25,7 @@ from charging.bench.scenarios import (
 )
 from charging.offline import usage_batch_ingest
 from charging.quota import quota_store_enabled
-from charging.quota.slices import slices_return
+from charging.quota.slices import slices_mismatches, slices_return
 from charging.quota.store import quota_store_clear
 from charging.selectors import ledger_mismatches
 from portal.celery import app as celery_app
@@ -95,11 +95,15 @@ class Command(BaseCommand):
         if online.first_error:
             say(f"first online error:\n{online.first_error}")
         if quota_store_enabled():
+            unaccounted = slices_mismatches()
             returned = slices_return()
             say(
                 f"quota store: {online.log_backlog:,} log entries were waiting when the run ended, applied in"
-                f" {online.catch_up_seconds:.1f} s (counted in the rate above); {len(returned):,} slices handed back"
+                f" {online.catch_up_seconds:.1f} s (counted in the rate above); {len(returned):,} slices handed back;"
+                f" {len(unaccounted)} slices not accounted for"
             )
+            if unaccounted:
+                raise CommandError(f"the quota store lost track of slices: {unaccounted[:3]}")
 
         offline_rate = self._offline(company, options)
         say(f"offline: {offline_rate:,.0f} usage records/s through the batch path")
