@@ -8,6 +8,7 @@ from charging.online import reservations_expire
 from charging.quota import quota_store_enabled
 from charging.quota.log import log_apply
 from charging.quota.sessions import sessions_expire as quota_sessions_expire
+from charging.quota.slices import slices_of_lapsed_allowances, slices_return
 from charging.services import usage_event_charge, usage_events_charge
 from charging.thresholds import threshold_notice_notify
 
@@ -41,6 +42,7 @@ def expire_reservations() -> int:
     expired = reservations_expire()
     if quota_store_enabled():
         expired += quota_sessions_expire()
+        slices_return(counters=slices_of_lapsed_allowances())
     return expired
 
 

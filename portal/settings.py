@@ -176,6 +176,8 @@ CHARGING_QUOTA_STORE = env_bool("CHARGING_QUOTA_STORE", False) and bool(REDIS_UR
 CHARGING_QUOTA_SHARE = float(os.environ.get("CHARGING_QUOTA_SHARE", "0.25"))
 # The store's keys in Redis start with this (one store per deployment).
 CHARGING_QUOTA_PREFIX = os.environ.get("CHARGING_QUOTA_PREFIX", "quota")
+# How long the store keeps answers (for repeats) and ended sessions (for late reports).
+CHARGING_QUOTA_KEEP_SECONDS = int(os.environ.get("CHARGING_QUOTA_KEEP_SECONDS", "900"))
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -40,9 +40,9 @@ class Request:
 
 
 def keep_seconds() -> int:
-    """How long answers and ended sessions stay in the store for repeats (the database keeps
-    the ended sessions and their ledger entries for good)."""
-    return int(getattr(settings, "CHARGING_QUOTA_KEEP_SECONDS", 86400))
+    """How long answers and ended sessions stay in the store for repeats (a network repeats a
+    request within seconds; the database keeps ended sessions and their ledger for good)."""
+    return int(getattr(settings, "CHARGING_QUOTA_KEEP_SECONDS", 900))
 
 
 def session_start(*, key, source, session_id, msisdn, service, zone, requested_units, at: datetime | None) -> dict:
@@ -258,5 +258,8 @@ def sessions_expire(*, now: datetime | None = None, limit: int = 500) -> int:
             continue
         details = json.loads(meta)
         request = Request("expire", f"expiry:{session.decode()}", details["source"], details["session_id"], now)
-        ended += _step(request, profile=NO_COUNTERS)[0] == b"expired"
+        outcome = _step(request, profile=NO_COUNTERS)[0]
+        if outcome in (b"database", b"unknown"):  # not the store's to end (any more)
+            conn.zrem(store.expiry_key(), session)
+        ended += outcome == b"expired"
     return ended

@@ -101,6 +101,13 @@ def slices_return(*, counters: list[str] | None = None) -> dict[str, int]:
     return returned
 
 
+def slices_of_lapsed_allowances(*, now: datetime | None = None) -> list[str]:
+    """Counters of allowances that ended while the store held a slice of them: no session
+    may draw on them any more, so what is free goes back (the rest as its sessions settle)."""
+    lapsed = Bucket.objects.filter(in_store__gt=0, valid_until__lte=now or timezone.now())
+    return [store.counter_key(store.BUCKET, pk) for pk in lapsed.values_list("pk", flat=True)]
+
+
 def slice_counters() -> list[str]:
     """The counters that hold a slice."""
     return [

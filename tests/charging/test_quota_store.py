@@ -26,6 +26,7 @@ from charging.quota.slices import slices_in_store
 from charging.requests import ChargingError
 from charging.selectors import ledger_mismatches
 from charging.services import money_post, usage_event_ingest
+from charging.tasks import expire_reservations
 from tests.charging.quota import quota_store, settle_store  # noqa: F401 - the fixture
 from tests.charging.trees import MB, company_tree, limit_on
 from tests.factories import LineFactory, data_bucket, default_data_tariff
@@ -269,3 +270,18 @@ def test_the_check_finds_a_slice_the_store_lost():
 
     with pytest.raises(CommandError, match="1 slices"):
         call_command("quota_store", "check", stdout=StringIO(), stderr=StringIO())
+
+
+def test_the_minutely_task_ends_lapsed_sessions_and_takes_back_slices_of_ended_allowances(settings):
+    settings.CHARGING_GRANT_VALIDITY_SECONDS = 0  # every grant has lapsed by the time the task runs
+    line = LineFactory()
+    bucket = data_bucket(line, 100 * MB)
+    start(line, units=10 * MB)
+    Bucket.objects.filter(pk=bucket.pk).update(valid_until=timezone.now())
+
+    assert expire_reservations.delay().get() == 1
+
+    assert (fresh(bucket).reserved, fresh(bucket).in_store) == (0, 0)
+    settle_store()
+    assert ChargingSession.objects.get(session_id="s-1").status == "expired"
+    assert fresh(bucket).remaining == 100 * MB
