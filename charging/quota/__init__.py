@@ -12,9 +12,12 @@ hand quota down in slices instead, and so does this store:
   the request against the session (repeat, order, units) and takes the grant out of every
   limit on the path and the allowances, all or nothing. A session that needs money, a limit
   with a policy other than block, or BYOD steering is charged in the database instead.
-- ``log``: each answer and settlement is appended to a Redis stream in the same script;
-  ``apply`` writes it to the database in batches (counters, ledger, answers, ended
-  sessions), exactly once, so the ledger stays the record.
+- ``log``: each settlement is appended to a Redis stream in the same script; ``log_apply``
+  (beat, every second) writes it to the database in batches (counters, ledger, ended
+  sessions), exactly once, so the ledger stays the record. Answers stay in the store for
+  repeats.
+- ``profiles``: what a line's sessions draw on (its path's limits, its allowances in draw
+  order), read once from the database and kept in Redis until something it is made of changes.
 
 It is switched on by ``CHARGING_QUOTA_STORE`` (needs ``REDIS_URL``). Redis must keep its data
 (append-only file) for the log to be durable between two applies.

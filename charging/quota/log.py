@@ -11,6 +11,7 @@ network repeats a request within seconds, and the database keeps what the answer
 import json
 from collections import defaultdict
 from datetime import datetime
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
@@ -50,12 +51,8 @@ def log_apply(*, batch: int = 2000) -> int:
     """Applies what the log holds (``batch`` entries per transaction); returns how many."""
     applied = 0
     while True:
-        count, last_id = _apply_batch(batch=batch)
-        if not count:
-            return applied
+        count = _apply_batch(batch=batch)
         applied += count
-        milliseconds, sequence = last_id.split("-")
-        store.client().xtrim(store.log_key(), minid=f"{milliseconds}-{int(sequence) + 1}", approximate=False)
         if count < batch:
             return applied
 
@@ -67,16 +64,23 @@ def log_pending() -> list[dict]:
 
 
 @transaction.atomic
-def _apply_batch(*, batch: int) -> tuple[int, str]:
+def _apply_batch(*, batch: int) -> int:
     QuotaLogPosition.objects.get_or_create(name=store.prefix())
     position = QuotaLogPosition.objects.select_for_update().get(name=store.prefix())  # one applier at a time
     entries = store.client().xrange(store.log_key(), min=f"({position.last_id}", count=batch)
     if not entries:
-        return 0, position.last_id
+        return 0
     _apply([json.loads(fields[b"e"]) for _, fields in entries])
     position.last_id = entries[-1][0].decode()
     position.save(update_fields=["last_id"])
-    return len(entries), position.last_id
+    transaction.on_commit(partial(_trim, up_to=position.last_id))  # only what the database keeps
+    return len(entries)
+
+
+def _trim(*, up_to: str) -> None:
+    """Drops the applied entries from the stream (those up to and with ``up_to``)."""
+    milliseconds, sequence = up_to.split("-")
+    store.client().xtrim(store.log_key(), minid=f"{milliseconds}-{int(sequence) + 1}", approximate=False)
 
 
 def _apply(entries: list[dict]) -> None:
