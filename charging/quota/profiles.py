@@ -9,6 +9,7 @@ earlier epoch is read afresh. A profile also expires before any of its allowance
 """
 
 import json
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -79,11 +80,11 @@ def profiles_build(*, lines: list[Line], service: str, at: datetime) -> dict[int
         )
     )
     limits = {limit.node_id: limit for limit in NodeLimit.objects.filter(node_id__in=node_ids, unit=unit)}
-    buckets = list(
-        Bucket.objects.filter(Q(line__in=lines) | Q(cost_centre_id__in=node_ids), unit=unit).filter(
-            Q(valid_until__isnull=True) | Q(valid_until__gt=at)
-        )
-    )
+    held_by: dict[tuple[str, int], list[Bucket]] = defaultdict(list)
+    for bucket in Bucket.objects.filter(Q(line__in=lines) | Q(cost_centre_id__in=node_ids), unit=unit).filter(
+        Q(valid_until__isnull=True) | Q(valid_until__gt=at)
+    ):
+        held_by[("line", bucket.line_id) if bucket.line_id else ("node", bucket.cost_centre_id)].append(bucket)
     profiles = {}
     for line in lines:
         path = paths.get(line.pk)
@@ -96,8 +97,7 @@ def profiles_build(*, lines: list[Line], service: str, at: datetime) -> dict[int
         if any(limit.on_exceed != NodeLimit.OnExceed.BLOCK for limit in on_path):
             profiles[line.pk] = database, None  # past it, a policy the database applies
             continue
-        held = set(node_ids)
-        own = [b for b in buckets if b.line_id == line.pk or b.cost_centre_id in held]
+        own = [b for holder in [("line", line.pk), *(("node", n) for n in node_ids)] for b in held_by[holder]]
         usable = sorted((b for b in own if b.is_valid_at(at)), key=bucket_draw_order(at))
         moments = [b.valid_from for b in own if b.valid_from > at] + [b.valid_until for b in usable if b.valid_until]
         horizon = min(moments, default=None)

@@ -27,9 +27,11 @@ from charging.requests import ChargingError
 from charging.selectors import ledger_mismatches
 from charging.services import money_post, usage_event_ingest
 from charging.tasks import expire_reservations
+from enterprise.models import SteeringRule
+from portal.services import billing_account_open
 from tests.charging.quota import quota_store, settle_store  # noqa: F401 - the fixture
 from tests.charging.trees import MB, company_tree, limit_on
-from tests.factories import LineFactory, data_bucket, default_data_tariff
+from tests.factories import CustomerFactory, LineFactory, data_bucket, default_data_tariff
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quota_store")]
 
@@ -285,3 +287,47 @@ def test_the_minutely_task_ends_lapsed_sessions_and_takes_back_slices_of_ended_a
     settle_store()
     assert ChargingSession.objects.get(session_id="s-1").status == "expired"
     assert fresh(bucket).remaining == 100 * MB
+
+
+def test_a_limit_that_sends_the_excess_to_the_personal_account_keeps_its_sessions_in_the_database():
+    tree = company_tree(lines=1, pool_units=100 * MB)
+    default_data_tariff()  # 0.01 per MB
+    personal = billing_account_open(customer=CustomerFactory())
+    money_post(billing_account=personal, amount=Decimal("10"), kind="topup", reason="Top-up")
+    tree.devices[0].personal_account = personal
+    tree.devices[0].save()
+    limit_on(tree.team, 5 * MB, on_exceed=NodeLimit.OnExceed.PERSONAL)
+
+    start(tree.lines[0], units=8 * MB)
+    assert ChargingSession.objects.filter(session_id="s-1").exists()  # charged in the database
+    session_terminate(session_id="s-1", request_number=1, used_units=8 * MB)
+
+    settle_store()
+    assert fresh(tree.pool).remaining == 95 * MB
+    assert MoneyBalance.objects.get(billing_account=personal).amount == Decimal("9.9700")
+    assert ledger_mismatches() == []
+
+
+def test_with_byod_steering_the_database_decides_who_pays_roaming_and_home_alike():
+    tree = company_tree(lines=1, pool_units=100 * MB)
+    default_data_tariff()
+    personal = billing_account_open(customer=CustomerFactory())
+    money_post(billing_account=personal, amount=Decimal("1"), kind="topup", reason="Top-up")
+    tree.devices[0].personal_account = personal
+    tree.devices[0].save()
+    SteeringRule.objects.create(
+        company=tree.company, name="Roaming is personal", service="data", zone="roam_eu", payer="personal"
+    )
+
+    session_start(
+        session_id="roam", msisdn=tree.lines[0].msisdn, service="data", requested_units=10 * MB, zone="roam_eu"
+    )
+    session_terminate(session_id="roam", request_number=1, used_units=10 * MB)
+    start(tree.lines[0], "home", units=10 * MB)
+    session_terminate(session_id="home", request_number=1, used_units=10 * MB)
+
+    settle_store()
+    assert ChargingSession.objects.filter(session_id__in=["roam", "home"]).count() == 2
+    assert MoneyBalance.objects.get(billing_account=personal).amount == Decimal("0.9000")
+    assert fresh(tree.pool).remaining == 90 * MB
+    assert ledger_mismatches() == []
