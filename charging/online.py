@@ -113,11 +113,12 @@ def session_continue_in_database(*, key, source, session_id, request_number, use
 
 
 def session_adopt(
-    *, key, source, session_id, line_id, service, zone, opened_at, request_number, used_before, used_now, requested, at
+    *, key, source, session_id, line_id, service, zone, opened_at, request_number, used_in_all, used_now, requested, at
 ) -> dict:
     """Opens in the database a session the quota store hands over when its allowances no
-    longer cover it (the store settled ``used_now`` of its ``used_before`` units): from this
-    request on, the database grants it, in money or as its limits' policies say."""
+    longer cover it (the store settled its usage: ``used_in_all`` units, ``used_now`` of them
+    reported by this request): from this request on, the database grants it, in money or as
+    its limits' policies say."""
     with transaction.atomic():
         session = ChargingSession.objects.create(
             source=source,
@@ -126,13 +127,13 @@ def session_adopt(
             service=service,
             zone=zone,
             request_number=request_number,
-            used_units=used_before,
+            used_units=used_in_all,
             opened_at=opened_at,
             updated_at=at,
         )
         ctx = charging_context(line=session.line, service=service, zone=zone, at=at, session_id=session.pk)
         locked = lock_for(ctx=ctx)
-        plan = plan_grant(ctx=ctx, locked=locked, requested=requested, session_used=used_before)
+        plan = plan_grant(ctx=ctx, locked=locked, requested=requested, session_used=used_in_all)
         _hold(session=session, plan=plan, locked=locked, at=at)
         locked_save(locked)
         settled = Settled(units=used_now, from_allowances=used_now)

@@ -168,7 +168,7 @@ def _hand_over(request: Request) -> dict:
         zone=meta["zone"],
         opened_at=datetime.fromisoformat(meta["opened_at"]),
         request_number=request.number,
-        used_before=total,
+        used_in_all=total,
         used_now=settled,
         requested=request.requested or 0,
         at=request.at,
