@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from functools import partial
 
 from django.db.models import F, Q
 
@@ -61,8 +60,9 @@ class Locked:
     limits_by_id: dict[int, NodeLimit] = field(init=False, default_factory=dict)
     limits_by_node: dict[int, list[NodeLimit]] = field(init=False, default_factory=dict)
     ledger: list = field(init=False, default_factory=list)  # entries settled, written with the counters
-    # Calls back the free part of the quota store's slices of these rows (see ``plan_grant``).
-    slices_reclaim: Callable[[], None] | None = None
+    # Calls back the free part of the quota store's slices of the rows given (see ``plan_grant``).
+    slices_reclaim: Callable[[list], None] | None = None
+    reclaimed: set[tuple[str, int]] = field(init=False, default_factory=set)
     _by_holder: dict[tuple[str, int], list[Bucket]] | None = field(init=False, default=None)
 
     def __post_init__(self):
@@ -181,7 +181,7 @@ def lock_for_batch(
     if quota_store_enabled():
         from charging.quota.slices import slices_reclaim_locked  # the store builds on this module
 
-        locked.slices_reclaim = partial(slices_reclaim_locked, limits=limits, buckets=buckets)
+        locked.slices_reclaim = slices_reclaim_locked
     if account_ids:  # holds on money are being released: lock them now, in order
         locked.lock_money()
     return locked
@@ -212,11 +212,12 @@ def plan_grant(
     if requested <= 0:
         return plan
     limits = path_limits(ctx=ctx, locked=locked)
-    if locked.slices_reclaim and _short(ctx=ctx, locked=locked, limits=limits, requested=requested):
+    if locked.slices_reclaim:
         # The quota store may hold what this charge lacks, in slices nobody uses yet: call
-        # them back (once per transaction) rather than refuse or charge money for it.
-        locked.slices_reclaim()
-        locked.slices_reclaim = None
+        # them back (once per row and transaction) rather than refuse or charge money for it.
+        short = _short_in_store(ctx=ctx, locked=locked, limits=limits, requested=requested)
+        if short:
+            locked.slices_reclaim(short)
     blocking = [] if must_charge else [limit for limit in limits if limit.on_exceed == NodeLimit.OnExceed.BLOCK]
     hard = [limit.headroom for limit in blocking]
     soft = [limit for limit in limits if limit.on_exceed != NodeLimit.OnExceed.BLOCK]
@@ -337,9 +338,16 @@ def _draw_money(
     return affordable
 
 
-def _short(*, ctx: ChargingContext, locked: Locked, limits: list[NodeLimit], requested: int) -> bool:
-    allowances = sum(b.available for b in locked.buckets.values() if _usable(bucket=b, ctx=ctx))
-    return allowances < requested or any(limit.headroom < requested for limit in limits)
+def _short_in_store(*, ctx: ChargingContext, locked: Locked, limits: list[NodeLimit], requested: int) -> list:
+    """The limits and allowances of this charge that fall short of it while the quota store
+    holds a slice of them, each once per transaction."""
+    usable = [b for b in locked.buckets.values() if _usable(bucket=b, ctx=ctx)]
+    short = [limit for limit in limits if limit.headroom < requested]
+    if sum(b.available for b in usable) < requested:
+        short += usable
+    rows = [row for row in short if row.in_store and (row._meta.model_name, row.pk) not in locked.reclaimed]
+    locked.reclaimed.update((row._meta.model_name, row.pk) for row in rows)
+    return rows
 
 
 def money_available(*, balance: MoneyBalance) -> Decimal:

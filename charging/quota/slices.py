@@ -129,20 +129,19 @@ def _unreserve(returned: dict[str, int]) -> None:
     rows_update(Bucket, buckets, COUNTERS)
 
 
-def slices_reclaim_locked(*, limits: list[NodeLimit], buckets: dict[int, Bucket]) -> None:
-    """Calls back the free part of the slices of rows the caller has locked, and lowers their
-    ``reserved`` and ``in_store`` in memory (the caller writes the rows back). If the caller's
-    transaction rolls back, those units stay reserved for nobody: an under-grant, never a
-    double one."""
-    rows = {store.counter_key(store.LIMIT, limit.pk): limit for limit in limits if limit.in_store}
-    rows.update((store.counter_key(store.BUCKET, b.pk), b) for b in buckets.values() if b.in_store)
-    if not rows:
-        return
-    counters = list(rows)
+def slices_reclaim_locked(rows: list[NodeLimit | Bucket]) -> None:
+    """Calls back the free part of the slices of limits and buckets the caller has locked,
+    and lowers their ``reserved`` and ``in_store`` in memory (the caller writes the rows
+    back). If the caller's transaction rolls back, those units stay reserved for nobody: an
+    under-grant, never a double one."""
+    by_key = {
+        store.counter_key(store.LIMIT if isinstance(row, NodeLimit) else store.BUCKET, row.pk): row for row in rows
+    }
+    counters = list(by_key)
     drained = store.slices_drain(keys=counters, args=[])
     for key, units in zip(counters, drained, strict=True):
-        rows[key].reserved -= int(units)
-        rows[key].in_store -= int(units)
+        by_key[key].reserved -= int(units)
+        by_key[key].in_store -= int(units)
 
 
 def slices_warm(*, bucket_ids: set[int], limit_ids: set[int], wanted: int = 1) -> int:
