@@ -164,6 +164,26 @@ def slices_mismatches() -> list[str]:
     """Counters whose slice in the database is not what the store accounts for: its free
     units, what open sessions hold, and what the log has settled but not yet applied. Read
     while the store is quiet (nothing in flight), or the figures move under it."""
+    return [
+        f"{key}: {in_database} in the database's slice, {in_store} in the store"
+        for key, (in_database, in_store) in _slices_compared().items()
+        if in_database != in_store
+    ]
+
+
+def slices_repair() -> dict[str, int]:
+    """Frees what slices hold in the database beyond what the store accounts for (units a
+    crash between a refill's commit and the store's increment left reserved for nobody); run
+    while the store is quiet. The other way round (the store holding more than the database
+    gave it) cannot be mended here: ``slices_mismatches`` reports it. Returns the units freed."""
+    lost = {key: db - kept for key, (db, kept) in _slices_compared().items() if db > kept}
+    if lost:
+        _unreserve(lost)
+    return lost
+
+
+def _slices_compared() -> dict[str, tuple[int, int]]:
+    """Per counter holding a slice: (units in the database's slice, units the store accounts for)."""
     conn = store.client()
     expected: dict[str, int] = defaultdict(int)
     for key in conn.scan_iter(match=f"{store.prefix()}:s:*", count=1000):
@@ -177,15 +197,15 @@ def slices_mismatches() -> list[str]:
     for entry in log_pending():
         for counter, units in [*(entry["takes"] or ()), *(entry["limits"] or ())]:
             expected[counter] += int(units)
-    rows = {store.counter_key(store.BUCKET, pk): units for pk, units in Bucket.objects.values_list("pk", "in_store")}
-    rows.update(
-        (store.counter_key(store.LIMIT, pk), units) for pk, units in NodeLimit.objects.values_list("pk", "in_store")
+    in_database = {
+        store.counter_key(store.BUCKET, pk): units
+        for pk, units in Bucket.objects.filter(in_store__gt=0).values_list("pk", "in_store")
+    }
+    in_database.update(
+        (store.counter_key(store.LIMIT, pk), units)
+        for pk, units in NodeLimit.objects.filter(in_store__gt=0).values_list("pk", "in_store")
     )
-    counters = [key for key, units in rows.items() if units or expected.get(key)]
+    counters = sorted({*in_database, *expected})
     for key, free in slices_in_store(counters).items():
         expected[key] += free
-    return [
-        f"{key}: {rows.get(key, 0)} in the database's slice, {expected[key]} in the store"
-        for key in counters
-        if rows.get(key, 0) != expected[key]
-    ]
+    return {key: (in_database.get(key, 0), expected[key]) for key in counters}

@@ -263,7 +263,7 @@ def test_the_command_says_when_the_store_is_off(settings):
         call_command("quota_store", "apply")
 
 
-def test_the_check_finds_a_slice_the_store_lost():
+def test_the_check_finds_a_slice_the_store_lost_and_repair_frees_it():
     line = LineFactory()
     bucket = data_bucket(line, 100 * MB)
     start(line, units=10 * MB)
@@ -272,6 +272,10 @@ def test_the_check_finds_a_slice_the_store_lost():
 
     with pytest.raises(CommandError, match="1 slices"):
         call_command("quota_store", "check", stdout=StringIO(), stderr=StringIO())
+    reserved = fresh(bucket).reserved
+    call_command("quota_store", "repair", stdout=StringIO())
+    call_command("quota_store", "check", stdout=StringIO())  # accounted for again
+    assert fresh(bucket).reserved == reserved - MB
 
 
 def test_the_minutely_task_ends_lapsed_sessions_and_takes_back_slices_of_ended_allowances(settings):

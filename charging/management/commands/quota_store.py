@@ -1,12 +1,12 @@
 """Operating the online quota store: load a company into it, apply its log now, hand every
-free slice back to the database (before switching the store off, say), or check that every
-slice is accounted for."""
+free slice back to the database (before switching the store off, say), check that every
+slice is accounted for, and free what a crash left reserved for nobody."""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from charging.quota import quota_store_enabled
 from charging.quota.log import log_apply
-from charging.quota.slices import slices_mismatches, slices_return
+from charging.quota.slices import slices_mismatches, slices_repair, slices_return
 from charging.quota.warm import company_warm
 from enterprise.models import Company
 
@@ -14,11 +14,12 @@ from enterprise.models import Company
 class Command(BaseCommand):
     help = (
         "Loads a company into the quota store (warm), applies its log (apply), hands slices back"
-        " (return) or checks every slice is accounted for (check; run it while the store is quiet)."
+        " (return), checks every slice is accounted for (check) or frees what slices hold for"
+        " nobody (repair). Run check and repair while the store is quiet."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=["warm", "apply", "return", "check"])
+        parser.add_argument("action", choices=["warm", "apply", "return", "check", "repair"])
         parser.add_argument("--company", type=int, help="The company to load (warm).")
         parser.add_argument("--service", default="data", help="The service whose line profiles to load (warm).")
 
@@ -29,6 +30,9 @@ class Command(BaseCommand):
             self.stdout.write(f"applied {log_apply():,} log entries")
         elif action == "return":
             self.stdout.write(f"handed back the free part of {len(slices_return()):,} slices")
+        elif action == "repair":
+            freed = slices_repair()
+            self.stdout.write(f"freed {sum(freed.values()):,} units that {len(freed):,} slices held for nobody")
         elif action == "check":
             problems = slices_mismatches()
             for problem in problems:
