@@ -11,6 +11,9 @@ from charging import live
 from charging.context import charging_context
 from charging.grants import lock_for, plan_grant
 from charging.models import ChargingRequest, LedgerEntry, Tariff
+from charging.quota import events as quota_events
+from charging.quota import quota_store_enabled
+from charging.quota.log import log_apply
 from charging.requests import (
     NETWORK,
     ChargingError,
@@ -20,6 +23,7 @@ from charging.requests import (
     check_service_and_zone,
     check_units,
     event_key,
+    stored_answer,
 )
 from charging.settlement import after_settlement, locked_save, settle
 from charging.units import Zone
@@ -45,6 +49,14 @@ def event_charge(
     if price is not None and money(price) < 0:
         raise ChargingError("invalid", "A price cannot be negative.", field="price")
     key = event_key(source, event_id)
+    if price is None and quota_store_enabled():
+        # An event the allowances cover is charged in the quota store, once: not if the
+        # database charged it before (a repeat, maybe from before the store was on).
+        answer = stored_answer(key) or quota_events.event_charge(
+            key=key, event_id=event_id, msisdn=msisdn, service=service, units=units, at=at or timezone.now()
+        )
+        if answer is not None:
+            return answer
     return answer_once(key, lambda: _event_charge(key, event_id, msisdn, service, units, zone, price, at))
 
 
@@ -97,6 +109,8 @@ def event_refund(
     balance, and the units to the limits they counted against. Once per event."""
     charged_key = event_key(source, event_id)
     key = f"refund:{charged_key}"
+    if quota_store_enabled():
+        log_apply()  # an event charged in the quota store reaches the database with its log
     return answer_once(key, lambda: _event_refund(key, charged_key, event_id, reason, actor, at))
 
 

@@ -1,11 +1,13 @@
 """Applying the quota store's log to the database, in batches, each entry exactly once.
 
-Every session step that settles appends an entry: what it took from each allowance and limit,
-and how the session ended. A batch is one transaction that moves the counters (out of their
-slices), writes a ledger entry per allowance a step drew on, records ended sessions and moves
-the log position, so a crash anywhere repeats nothing. Threshold notices and live pushes
-follow, as after any charge. (Answers stay in the store for repeats, ``keep_seconds``: a
-network repeats a request within seconds, and the database keeps what the answers did.)
+Every session step that settles, and every single event, appends an entry: what it took from
+each allowance and limit, and how the session ended (or the event's answer). A batch is one
+transaction that moves the counters (out of their slices), writes a ledger entry per
+allowance an entry drew on, records ended sessions and charged events (a refund finds them)
+and moves the log position, so a crash anywhere repeats nothing. Threshold notices and live
+pushes follow, as after any charge. (Session answers stay in the store for repeats,
+``keep_seconds``: a network repeats a request within seconds, and the database keeps what
+the answers did.)
 """
 
 import json
@@ -21,6 +23,7 @@ from charging.grants import limit_periods_roll
 from charging.locks import buckets_lock_by_id, node_limits_lock
 from charging.models import (
     Bucket,
+    ChargingRequest,
     ChargingSession,
     LedgerEntry,
     NodeLimit,
@@ -96,10 +99,10 @@ def _apply(entries: list[dict]) -> None:
     limit_periods_roll(limits=list(limits.values()), at=now)
     buckets = buckets_lock_by_id(bucket_ids=set(bucket_takes))
 
-    ledger, ended = [], []
+    ledger, ended, events = [], [], []
     for entry, meta in zip(entries, metas, strict=True):
         at = datetime.fromisoformat(entry["at"])
-        reference = f"session:{meta['source']}:{meta['session_id']}"
+        reference = meta["reference"]
         reason = f"{meta['service']} usage"
         for key, units in entry["takes"] or ():
             bucket, units = buckets[store.counter_of(key)[1]], int(units)
@@ -117,10 +120,13 @@ def _apply(entries: list[dict]) -> None:
                 limit.used += units
         if entry["status"] in ("terminated", "expired"):
             ended.append((entry, meta, at))
+        if entry["op"] == "event":  # its answer is what a refund finds the charge by
+            events.append((meta["reference"], "event", json.loads(entry["answer"]), 200, at))
 
     rows_update(NodeLimit, list(limits.values()), ["used", "reserved", "in_store"])
     rows_update(Bucket, list(buckets.values()), ["remaining", "reserved", "in_store"])
     rows_insert(LedgerEntry, LEDGER_FIELDS, ledger)
+    rows_insert(ChargingRequest, ["key", "kind", "answer", "status_code", "created_at"], events, skip_conflicts=True)
     _sessions_record(ended)
     thresholds_check(buckets=buckets.values(), limits=limits.values(), at=now)
     live.changed_on_commit(

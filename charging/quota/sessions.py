@@ -52,6 +52,7 @@ def session_start(*, key, source, session_id, msisdn, service, zone, requested_u
         active_line(msisdn)  # says why, as the database path would
     if profile.mode == Mode.QUOTA:
         meta = {
+            "reference": f"session:{source}:{session_id}",
             "source": source,
             "session_id": session_id,
             "msisdn": msisdn,

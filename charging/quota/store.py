@@ -92,4 +92,5 @@ class Script:
 
 
 session_step = Script("session_step")
+event_charge = Script("event_charge")
 slices_drain = Script("slices_drain")

@@ -10,12 +10,14 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from charging.events import event_charge, event_refund
 from charging.models import (
     Bucket,
     ChargingSession,
     LedgerEntry,
     MoneyBalance,
     NodeLimit,
+    Tariff,
     UsageEvent,
 )
 from charging.online import session_start, session_terminate, session_update
@@ -25,8 +27,9 @@ from charging.quota.sessions import sessions_expire
 from charging.quota.slices import slices_in_store
 from charging.requests import ChargingError
 from charging.selectors import ledger_mismatches
-from charging.services import money_post, usage_event_ingest
+from charging.services import bucket_grant, money_post, usage_event_ingest
 from charging.tasks import expire_reservations
+from charging.units import Service, Unit
 from enterprise.models import SteeringRule
 from portal.services import billing_account_open
 from tests.charging.quota import quota_store, settle_store  # noqa: F401 - the fixture
@@ -334,4 +337,47 @@ def test_with_byod_steering_the_database_decides_who_pays_roaming_and_home_alike
     assert ChargingSession.objects.filter(session_id__in=["roam", "home"]).count() == 2
     assert MoneyBalance.objects.get(billing_account=personal).amount == Decimal("0.9000")
     assert fresh(tree.pool).remaining == 90 * MB
+    assert ledger_mismatches() == []
+
+
+def sms_bundle(line, messages: int) -> Bucket:
+    return bucket_grant(line=line, name="SMS", unit=Unit.MESSAGES, quantity=messages)
+
+
+def test_an_sms_the_bundle_covers_is_charged_in_the_store_once_and_refunded_once():
+    line = LineFactory()
+    bundle = sms_bundle(line, 10)
+
+    first = event_charge(event_id="sms-1", msisdn=line.msisdn, service="sms")
+    again = event_charge(event_id="sms-1", msisdn=line.msisdn, service="sms")
+    assert fresh(bundle).remaining == 10  # charged in the store: the database learns it from the log
+    refund = event_refund(event_id="sms-1")
+
+    assert first == again
+    assert (first["units"], first["units_from_allowances"], first["amount"]) == (1, 1, "0")
+    assert refund["units_returned"] == 1
+    settle_store()
+    assert (fresh(bundle).remaining, fresh(bundle).reserved) == (10, 0)
+    assert ledger_mismatches() == []
+
+
+def test_an_sms_past_the_bundle_or_a_limit_is_charged_or_refused_by_the_database():
+    tree = company_tree(lines=1, pool_units=None)
+    line = tree.lines[0]
+    Tariff.objects.create(name="SMS", service=Service.SMS, price=Decimal("0.09"), per_units=1, is_default=True)
+    money_post(billing_account=tree.account, amount=Decimal("1"), kind="topup", reason="Top-up")
+    sms_bundle(line, 1)
+    limit_on(tree.team, 2, unit=Unit.MESSAGES)
+
+    from_bundle = event_charge(event_id="a", msisdn=line.msisdn, service="sms")
+    in_money = event_charge(event_id="b", msisdn=line.msisdn, service="sms")
+    with pytest.raises(ChargingError) as refused:
+        event_charge(event_id="c", msisdn=line.msisdn, service="sms")
+
+    assert (from_bundle["units_from_allowances"], from_bundle["amount"]) == (1, "0")
+    assert (in_money["units_from_allowances"], Decimal(in_money["amount"])) == (0, Decimal("0.09"))
+    assert (refused.value.code, refused.value.status) == ("limit_reached", 402)
+    assert event_charge(event_id="b", msisdn=line.msisdn, service="sms") == in_money  # a repeat: no second charge
+    settle_store()
+    assert MoneyBalance.objects.get(billing_account=tree.account).amount == Decimal("0.91")
     assert ledger_mismatches() == []
