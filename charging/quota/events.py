@@ -8,7 +8,7 @@ from datetime import datetime
 from charging.quota import store
 from charging.quota.profiles import Mode, Profile, line_profile
 from charging.quota.sessions import ROUNDS, keep_seconds
-from charging.quota.slices import slices_take
+from charging.quota.slices import short_refill
 
 
 def event_charge(*, key: str, event_id: str, msisdn: str, service: str, units: int, at: datetime) -> dict | None:
@@ -41,7 +41,6 @@ def _charge(*, key: str, event_id: str, service: str, units: int, at: datetime, 
     }
     meta = {"reference": key, "line": profile.line_id, "service": service, "nodes": profile.node_ids}
     keys = [store.answer_key(key), store.log_key(), *profile.limit_keys, *profile.bucket_keys]
-    conn = store.client()
     final = False
     for round_ in range(ROUNDS):
         args = [units, len(profile.limit_keys), len(profile.bucket_keys), int(final)]
@@ -52,10 +51,5 @@ def _charge(*, key: str, event_id: str, service: str, units: int, at: datetime, 
             return json.loads(result[1])
         if kind in ("money", "database"):
             return None
-        short = [counter.decode() for counter in result[1:]]
-        dry = conn.mget([store.dry_key(counter) for counter in short])
-        wanted = [counter for counter, flag in zip(short, dry, strict=True) if flag is None]
-        if wanted:
-            slices_take(counters=wanted, wanted=units, at=at)
-        final = not wanted or round_ == ROUNDS - 2
+        final = short_refill(counters=result[1:], wanted=units, at=at) or round_ == ROUNDS - 2
     raise AssertionError("the last round is final and always answers")

@@ -18,7 +18,7 @@ from charging import online
 from charging.quota import store
 from charging.quota.log import log_apply
 from charging.quota.profiles import Mode, Profile, line_profile
-from charging.quota.slices import slices_take
+from charging.quota.slices import short_refill
 from charging.requests import ChargingError, active_line
 
 ROUNDS = 3  # a refill can be taken by concurrent sessions before this one retries
@@ -102,7 +102,6 @@ def session_continue(*, key, source, session_id, request_number, used, requested
 
 def _granting_step(request: Request, *, profile: Profile, meta: str = "") -> dict | None:
     """Runs the step, refilling short counters between rounds; None when money is needed."""
-    conn = store.client()
     final = False
     for round_ in range(ROUNDS):
         result = _step(request, profile=profile, final=final, meta=meta)
@@ -115,12 +114,7 @@ def _granting_step(request: Request, *, profile: Profile, meta: str = "") -> dic
             return _in_database(request, late=kind == "late")
         if kind == "error":
             raise _refusal(result, request=request)
-        short = [counter.decode() for counter in result[1:]]
-        dry = conn.mget([store.dry_key(counter) for counter in short])
-        wanted = [counter for counter, flag in zip(short, dry, strict=True) if flag is None]
-        if wanted:
-            slices_take(counters=wanted, wanted=request.requested, at=request.at)
-        final = not wanted or round_ == ROUNDS - 2
+        final = short_refill(counters=result[1:], wanted=request.requested, at=request.at) or round_ == ROUNDS - 2
     raise AssertionError("the last round is final and always answers")
 
 

@@ -51,6 +51,17 @@ def slices_take(*, counters: list[str], wanted: int, at: datetime | None = None)
     return added
 
 
+def short_refill(*, counters: list[bytes], wanted: int, at: datetime) -> bool:
+    """Refills the counters a step found short, but for allowances the database was just
+    found out of; True if none was asked for (the next step grants what there is)."""
+    keys = [counter.decode() for counter in counters]
+    dry = store.client().mget([store.dry_key(key) for key in keys])
+    asked = [key for key, flag in zip(keys, dry, strict=True) if flag is None]
+    if asked:
+        slices_take(counters=asked, wanted=wanted, at=at)
+    return not asked
+
+
 @transaction.atomic
 def _reserve(*, counters: list[str], wanted: int, at: datetime) -> dict[str, int]:
     limits, buckets = _lock(counters)
