@@ -10,7 +10,7 @@ earlier epoch is read afresh. A profile also expires before any of its allowance
 
 import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
 from django.db import transaction
@@ -39,10 +39,12 @@ class Mode:
 class Profile:
     mode: str
     line_id: int = 0
-    status: str = ""
     limit_keys: list[str] = field(default_factory=list)
     bucket_keys: list[str] = field(default_factory=list)
     node_ids: list[int] = field(default_factory=list)  # the cost centres above the line, for live pushes
+
+
+PROFILE_FIELDS = {f.name for f in fields(Profile)}
 
 
 def line_profile(*, msisdn: str, service: str, at: datetime) -> Profile:
@@ -52,8 +54,8 @@ def line_profile(*, msisdn: str, service: str, at: datetime) -> Profile:
     epoch = int(epoch or 0)
     if cached is not None:
         stored = json.loads(cached)
-        if stored.pop("epoch") == epoch:
-            return Profile(**stored)
+        if stored.pop("epoch", None) == epoch and stored.keys() == PROFILE_FIELDS:
+            return Profile(**stored)  # (one kept by another version of the code is read afresh)
     profile, horizon = profile_build(msisdn=msisdn, service=service, at=at)
     _remember(conn, key, profile, horizon, epoch=epoch, at=at)
     return profile
@@ -65,7 +67,7 @@ def profile_build(*, msisdn: str, service: str, at: datetime) -> tuple[Profile, 
     if line is None:
         return Profile(mode=Mode.UNKNOWN), None
     if not line.is_active:
-        return Profile(mode=Mode.INACTIVE, line_id=line.pk, status=line.status), None
+        return Profile(mode=Mode.INACTIVE, line_id=line.pk), None
     return profiles_build(lines=[line], service=service, at=at)[line.pk]
 
 
