@@ -1,11 +1,12 @@
 """Every row lock the charging app takes, in one place and one order.
 
 Locks are always taken by ascending primary key within a table (limits: root first), and
-tables in the order charging session / usage event -> node limits -> buckets -> money
-balances, so two charges can never wait on each other in a cycle. On SQLite
+tables in the order (a session's hand-over lock ->) charging session / usage event -> node
+limits -> buckets -> money balances, so two charges can never wait on each other in a cycle. On SQLite
 ``select_for_update`` is a no-op: its IMMEDIATE transactions serialise writers.
 """
 
+from django.db import connection
 from django.db.models import Q
 
 from charging.models import Bucket, ChargingSession, MoneyBalance, NodeLimit, UsageEvent
@@ -75,3 +76,13 @@ def usage_events_lock_values(*, event_ids: list[int], fields: tuple[str, ...]) -
         .order_by("pk")
         .values_list(*fields)
     )
+
+
+def session_handover_lock(*, source: str, session_id: str) -> None:
+    """Held while the quota store hands a session to the database, and taken by every
+    database request of a session in the store's mode: a twin of the request that hands it
+    over waits until the session is in the database, then gets the first answer. (Advisory,
+    for this transaction; SQLite serialises writers anyway.)"""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"session:{source}:{session_id}"])

@@ -20,7 +20,7 @@ from django.utils import timezone
 from charging import live
 from charging.context import charging_context
 from charging.grants import GrantPlan, HoldPlan, Locked, lock_for, plan_grant
-from charging.locks import charging_session_lock, charging_session_lock_by_pk
+from charging.locks import charging_session_lock, charging_session_lock_by_pk, session_handover_lock
 from charging.models import ChargingSession, Reservation, ReservationHold
 from charging.quota import quota_store_enabled
 from charging.requests import (
@@ -163,6 +163,8 @@ def _session_start(key, source, session_id, msisdn, service, zone, requested, at
 
 def _session_continue(key, source, session_id, request_number, used, requested, at) -> dict:
     at = at or timezone.now()
+    if quota_store_enabled():
+        session_handover_lock(source=source, session_id=session_id)  # it may be on its way from the store
     session = charging_session_lock(source=source, session_id=session_id)
     if session is None:
         raise ChargingError("unknown_session", f"No session {session_id}.", field="session_id", status=404)

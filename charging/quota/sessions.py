@@ -12,9 +12,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from charging import online
+from charging.locks import session_handover_lock
 from charging.quota import store
 from charging.quota.log import log_apply
 from charging.quota.profiles import Mode, Profile, line_profile
@@ -142,9 +144,12 @@ def _step(request: Request, *, profile: Profile, final: bool = True, meta: str =
     return store.session_step(keys=keys + profile.limit_keys + profile.bucket_keys, args=args)
 
 
+@transaction.atomic
 def _hand_over(request: Request) -> dict:
     """Settles the session's use of its allowances here and opens it in the database, which
-    grants the request (in money, or whatever the database path decides) from now on."""
+    grants the request (in money, or whatever the database path decides) from now on. Twins
+    of the request wait on the hand-over lock until the session is in the database."""
+    session_handover_lock(source=request.source, session_id=request.session_id)
     result = _step(replace(request, op="handover"), profile=NO_COUNTERS)
     kind = result[0].decode()
     if kind == "answer":

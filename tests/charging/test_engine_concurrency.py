@@ -12,7 +12,7 @@ from django.db import connection
 from charging.models import Bucket, ChargingSession, NodeLimit
 from charging.online import session_start, session_terminate, session_update
 from charging.selectors import ledger_mismatches
-from charging.services import bucket_grant, money_balance_open
+from charging.services import bucket_grant, money_balance_open, money_post
 from charging.units import Unit
 from enterprise.models import CostCentre
 from enterprise.services import company_create, cost_centre_create
@@ -20,6 +20,7 @@ from portal.models import BillingAccount, Customer
 from portal.services import billing_account_open, customer_create, line_create
 from tests.charging.quota import quota_store, settle_store  # noqa: F401 - the fixture
 from tests.concurrency import run_together
+from tests.factories import LineFactory, data_bucket, default_data_tariff
 from tests.services import require_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -164,4 +165,25 @@ def test_the_same_start_delivered_eight_times_at_once_opens_one_session(engine):
     assert answers[0]["granted_units"] == 4 * MB
     assert ChargingSession.objects.get(session_id="twin").used_units == 4 * MB
     assert Bucket.objects.get(pk=pool.pk).remaining == 176 * MB
+    assert ledger_mismatches() == []
+
+
+@pytest.mark.usefixtures("quota_store")
+def test_the_same_update_that_hands_a_session_to_money_delivered_eight_times_gets_one_answer():
+    require_postgres()
+    line = LineFactory()
+    default_data_tariff()
+    money_post(billing_account=line.billing_account, amount=Decimal("1.00"), kind="topup", reason="Top-up")
+    data_bucket(line, 10 * MB)
+    session_start(session_id="twin", msisdn=line.msisdn, service="data", requested_units=8 * MB)
+
+    answers = run_together(
+        8 * [lambda: session_update(session_id="twin", request_number=1, used_units=8 * MB, requested_units=8 * MB)]
+    )
+    session_terminate(session_id="twin", request_number=2, used_units=0)
+    settle_store()
+
+    assert all(answer == answers[0] for answer in answers), answers
+    assert answers[0]["granted_units"] == 8 * MB
+    assert ChargingSession.objects.get(session_id="twin").used_units == 8 * MB
     assert ledger_mismatches() == []
