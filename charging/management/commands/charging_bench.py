@@ -8,6 +8,7 @@ it never touches the portal's data. Needs PostgreSQL (DATABASE_URL).
 import os
 import time
 
+import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
@@ -24,7 +25,7 @@ from charging.bench.scenarios import (
     quota_store_warm,
 )
 from charging.offline import usage_batch_ingest
-from charging.quota import quota_store_enabled
+from charging.quota import quota_store_enabled, store
 from charging.quota.slices import slices_mismatches, slices_return
 from charging.quota.store import quota_store_clear
 from charging.selectors import ledger_mismatches
@@ -81,6 +82,7 @@ class Command(BaseCommand):
             profiles, slices = quota_store_warm(company=company)
             took = time.perf_counter() - started
             say(f"quota store: {profiles:,} line profiles and {slices:,} slices loaded in {took:.1f} s")
+            say(f"quota store: {_redis_durability()}")
         else:
             say("quota store off (no REDIS_URL, or --no-quota-store): sessions are charged in the database")
 
@@ -140,3 +142,16 @@ class Command(BaseCommand):
         if charged != len(records):
             raise CommandError(f"only {charged} of {len(records)} offline records were charged")
         return charged / elapsed
+
+
+def _redis_durability() -> str:
+    """Whether the store's log survives a Redis restart before it is applied (the baseline's
+    commits are durable; this says how the store's are)."""
+    try:
+        appendonly = store.client().config_get("appendonly").get("appendonly", "?")
+        fsync = store.client().config_get("appendfsync").get("appendfsync", "?")
+    except redis.RedisError:
+        return "Redis does not say whether it keeps its data"
+    if appendonly == "yes":
+        return f"Redis keeps its data (appendonly, fsync {fsync}): the log is durable before it is applied"
+    return "Redis keeps no append-only file here: the log is durable once applied (every second)"
