@@ -12,6 +12,7 @@ import json
 import math
 from collections import defaultdict
 from datetime import datetime
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -35,11 +36,17 @@ def slice_share() -> float:
 
 def slices_take(*, counters: list[str], wanted: int, at: datetime | None = None) -> dict[str, int]:
     """Hands each counter a slice of at least ``wanted`` units (its share of the headroom if
-    more), as far as the database has them; returns the units added per counter."""
+    more), as far as the database has them; returns the units added per counter. The store's
+    counters grow once the reservation is committed (at once, outside a transaction)."""
     at = at or timezone.now()
-    added = _reserve(counters=counters, wanted=wanted, at=at)
-    conn = store.client()
-    with conn.pipeline(transaction=False) as pipe:
+    with transaction.atomic():
+        added = _reserve(counters=counters, wanted=wanted, at=at)
+        transaction.on_commit(partial(_store_add, counters=counters, added=added))
+    return added
+
+
+def _store_add(*, counters: list[str], added: dict[str, int]) -> None:
+    with store.client().pipeline(transaction=False) as pipe:
         for key in counters:
             if added.get(key):
                 pipe.incrby(key, added[key])
@@ -48,7 +55,6 @@ def slices_take(*, counters: list[str], wanted: int, at: datetime | None = None)
                 # unit there is; a limit is never marked, as its last grant would end a session.
                 pipe.set(store.dry_key(key), 1, px=500)
         pipe.execute()
-    return added
 
 
 def short_refill(*, counters: list[bytes], wanted: int, at: datetime) -> bool:
@@ -62,7 +68,6 @@ def short_refill(*, counters: list[bytes], wanted: int, at: datetime) -> bool:
     return not asked
 
 
-@transaction.atomic
 def _reserve(*, counters: list[str], wanted: int, at: datetime) -> dict[str, int]:
     limits, buckets = _lock(counters)
     limit_periods_roll(limits=limits, at=at)
