@@ -20,6 +20,7 @@ from catalog.locks import order_lock, step_lock
 from catalog.models import FulfilmentStep, OrderEvent, OrderItem, Product, ProductOffering, ProductOrder
 from catalog.pricing import add_months
 from charging.models import LedgerEntry
+from charging.quota.profiles import profiles_forget
 from charging.services import bucket_grant_from_definition, line_rate_plan_assign, money_post
 from portal.models import Line
 from portal.services import line_create
@@ -231,6 +232,7 @@ def step_compensate(*, step: FulfilmentStep) -> None:
     """
     if step.kind == Step.PROVISION and step.item.line_id:
         Line.objects.filter(pk=step.item.line_id).update(status=Line.Status.TERMINATED)
+        profiles_forget()  # the online quota store must not go on charging it
         _line_release_on_commit(step=step, msisdn=step.partner_reference)
     step.state = State.COMPENSATED
     step.save(update_fields=["state"])
