@@ -49,25 +49,17 @@ def changed_on_commit(
 
 
 def changed_publish(*, line_ids: list[int], node_ids: list[int], account_ids: list[int] = ()) -> None:
+    all_accounts = sorted({*account_ids, *_accounts_of(line_ids)})
     watched = watched_groups(
-        [line_group(i) for i in line_ids]
-        + [node_group(i) for i in node_ids]
-        + [account_group(i) for i in {*account_ids, *_accounts_of(line_ids)}]
+        [line_group(i) for i in line_ids] + [node_group(i) for i in node_ids] + [account_group(i) for i in all_accounts]
     )
-    lines = [i for i in line_ids if line_group(i) in watched]
-    nodes = [i for i in node_ids if node_group(i) in watched]
     messages = []
-    accounts: dict[int, dict] = account_money_snapshots(
-        account_ids=[i for i in account_ids if account_group(i) in watched]
-    )
-    for line_id, snapshot in line_balance_snapshots(line_ids=lines).items():
+    for line_id, snapshot in line_balance_snapshots(line_ids=[i for i in line_ids if line_group(i) in watched]).items():
         messages.append((line_group(line_id), {"type": "line.changed", "line": line_id, "snapshot": snapshot}))
-        accounts[snapshot["money"]["account"]] = snapshot["money"]
-    unseen = [g for g in watched if g.startswith("account.") and int(g.split(".")[1]) not in accounts]
-    accounts.update(account_money_snapshots(account_ids=[int(g.split(".")[1]) for g in unseen]))
-    for account_id, money in accounts.items():
+    accounts = [i for i in all_accounts if account_group(i) in watched]
+    for account_id, money in account_money_snapshots(account_ids=accounts).items():
         messages.append((account_group(account_id), {"type": "account.changed", "account": account_id, "money": money}))
-    for node_id, snapshot in node_snapshots(node_ids=nodes).items():
+    for node_id, snapshot in node_snapshots(node_ids=[i for i in node_ids if node_group(i) in watched]).items():
         messages.append((node_group(node_id), {"type": "node.changed", "node": node_id, "snapshot": snapshot}))
     layer = get_channel_layer()
     if layer is None or not messages:
