@@ -134,7 +134,7 @@ def line_paths(*, line_ids: set[int]) -> dict[int, LinePath]:
         node.line_id: node
         for node in map(
             _Device._make,
-            CostCentre.objects.filter(line_id__in=line_ids).values_list(
+            CostCentre.objects.filter(line_id__any=line_ids).values_list(
                 "pk", "line_id", "parent_id", "tree_id", "company_id", "personal_account_id"
             ),
         )
@@ -174,7 +174,7 @@ class TariffCache:
     """The tariffs of a set of lines, each read once: the line's rate plan's, else the default."""
 
     def __init__(self, *, line_ids: set[int]):
-        self.plan_of = dict(LineRatePlan.objects.filter(line_id__in=line_ids).values_list("line_id", "rate_plan_id"))
+        self.plan_of = dict(LineRatePlan.objects.filter(line_id__any=line_ids).values_list("line_id", "rate_plan_id"))
         self._tariffs: dict[tuple[int | None, str], Tariff | None] = {}
         self._rates: dict[int, list[TariffRate]] = {}
 

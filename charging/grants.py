@@ -130,10 +130,10 @@ def usable_buckets_of(*, ctxs: list[ChargingContext]) -> set[int]:
     """Allowances any of these usages may draw on now, in one query (read without a lock;
     each charge re-checks its own once locked)."""
     at = min(ctx.at for ctx in ctxs)
-    holders = Q(line_id__in={ctx.line.pk for ctx in ctxs})
+    holders = Q(line_id__any={ctx.line.pk for ctx in ctxs})
     node_ids = {node for ctx in ctxs for node in ctx.path_ids}
     if node_ids:
-        holders |= Q(cost_centre_id__in=node_ids)
+        holders |= Q(cost_centre_id__any=node_ids)
     return set(
         Bucket.objects.filter(holders, unit__in={ctx.unit for ctx in ctxs})
         .filter(Q(remaining__gt=F("reserved")) | Q(in_store__gt=0))  # a slice may be called back

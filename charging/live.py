@@ -72,7 +72,9 @@ def changed_publish(*, line_ids: list[int], node_ids: list[int], account_ids: li
 
 
 def _accounts_of(line_ids: list[int]) -> set[int]:
-    return set(Line.objects.filter(pk__in=line_ids).values_list("billing_account_id", flat=True)) if line_ids else set()
+    return (
+        set(Line.objects.filter(pk__any=line_ids).values_list("billing_account_id", flat=True)) if line_ids else set()
+    )
 
 
 # --- Who is watching ----------------------------------------------------------------------------

@@ -231,7 +231,10 @@ class UsageEvent(models.Model):
     source = models.CharField(max_length=50, default="mediation")
     external_id = models.CharField(max_length=100)
     msisdn = models.CharField(max_length=20, blank=True)
-    line = models.ForeignKey(Line, on_delete=models.PROTECT, null=True, blank=True, related_name="usage_events")
+    # Indexed with the time it arrived (Meta.indexes): a line's usage is always read newest first.
+    line = models.ForeignKey(
+        Line, on_delete=models.PROTECT, null=True, blank=True, related_name="usage_events", db_index=False
+    )
     service = models.CharField(max_length=16, blank=True)
     zone = models.CharField(max_length=16, choices=Zone.choices, default=Zone.HOME)
     unit = models.CharField(max_length=16, blank=True)
@@ -251,7 +254,11 @@ class UsageEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source", "external_id"], name="usage_event_once_per_source"),
         ]
-        indexes = [models.Index(fields=["line", "-received_at"]), models.Index(fields=["status"])]
+        indexes = [
+            models.Index(fields=["line", "-received_at"]),
+            # Only the records still to charge or turned away: the charged ones, nearly all, stay out.
+            models.Index(fields=["status"], condition=~models.Q(status="charged"), name="usage_event_open_status"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source}:{self.external_id}"
@@ -271,7 +278,10 @@ class LedgerEntry(models.Model):
         ONE_OFF = "one_off", "One-off charge"
         EXPIRY = "expiry", "Expiry"
 
-    billing_account = models.ForeignKey(BillingAccount, on_delete=models.PROTECT, related_name="ledger_entries")
+    # Indexed with the time (Meta.indexes): an account's ledger is read newest first.
+    billing_account = models.ForeignKey(
+        BillingAccount, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False
+    )
     bucket = models.ForeignKey(Bucket, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger")
     money_balance = models.ForeignKey(
         MoneyBalance, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger"
@@ -317,7 +327,8 @@ class NodeLimit(models.Model):
         OVERAGE = "overage", "Allow as overage, charged to the company at the overage price"
         PERSONAL = "personal", "Charge the user's personal account"
 
-    node = models.ForeignKey(CostCentre, on_delete=models.CASCADE, related_name="limits")
+    # Indexed by the unique (node, unit) constraint.
+    node = models.ForeignKey(CostCentre, on_delete=models.CASCADE, related_name="limits", db_index=False)
     unit = models.CharField(max_length=16, choices=Unit.choices)
     period = models.CharField(max_length=8, choices=Period.choices, default=Period.MONTH)
     limit = models.PositiveBigIntegerField()

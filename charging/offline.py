@@ -115,7 +115,7 @@ def _stored_events(*, source: str, payloads: list[dict]) -> dict[str, UsageEvent
     ids = {external_id for p in payloads if (external_id := usage_event_external_id(p)) is not None}
     if not ids:
         return {}
-    rows = UsageEvent.objects.filter(source=source, external_id__in=ids).only("pk", "external_id", "status", "errors")
+    rows = UsageEvent.objects.filter(source=source, external_id__any=ids).only("pk", "external_id", "status", "errors")
     return {event.external_id: event for event in rows}
 
 

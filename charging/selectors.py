@@ -60,16 +60,16 @@ def line_balance_snapshots(*, line_ids: list[int]) -> dict[int, dict]:
     an offline batch pushes a thousand lines at once)."""
     at = timezone.now()
     lines = list(
-        Line.objects.filter(pk__in=line_ids).values_list("pk", "billing_account_id", "billing_account__currency")
+        Line.objects.filter(pk__any=line_ids).values_list("pk", "billing_account_id", "billing_account__currency")
     )
     amounts = dict(
-        MoneyBalance.objects.filter(billing_account_id__in={account for _, account, _ in lines}).values_list(
+        MoneyBalance.objects.filter(billing_account_id__any={account for _, account, _ in lines}).values_list(
             "billing_account", "amount"
         )
     )
     buckets: dict[int, list[dict]] = {line_id: [] for line_id in line_ids}
     usable = (
-        Bucket.objects.filter(line_id__in=line_ids, valid_from__lte=at)
+        Bucket.objects.filter(line_id__any=line_ids, valid_from__lte=at)
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
         .order_by("priority", "valid_until", "pk")
     )

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from charging.models import ThresholdNotice, UsageEvent
+from charging.models import ThresholdNotice
 from charging.online import reservations_expire
 from charging.quota import quota_store_enabled
 from charging.quota.log import log_apply
@@ -29,9 +29,8 @@ def charge_usage_event(event_id: int) -> str:
 
 @shared_task(**RETRY_ON_DATABASE_HICCUPS)
 def charge_usage_batch(event_ids: list[int]) -> int:
-    """Charges a batch of stored usage records in one transaction; a re-delivery charges nothing."""
-    if not UsageEvent.objects.filter(pk__in=event_ids, status=UsageEvent.Status.RECEIVED).exists():
-        return 0  # charged already (or the batch was re-delivered)
+    """Charges a batch of stored usage records in one transaction; a re-delivery charges nothing
+    (the records it finds charged already are skipped)."""
     return usage_events_charge(event_ids=event_ids)
 
 

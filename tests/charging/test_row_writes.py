@@ -1,8 +1,12 @@
 """Writing many rows in one statement: keys come back in the order the rows were given, and
 fields not named take their model defaults."""
 
-import pytest
+from decimal import Decimal
 
+import pytest
+from django.db import IntegrityError, transaction
+
+from charging import row_updates
 from charging.models import UsageEvent
 from charging.row_updates import rows_insert, rows_update
 from tests.factories import LineFactory
@@ -39,3 +43,52 @@ def test_plain_rows_update_their_columns():
         ("a", "charged", 5),
         ("b", "charged", 7),
     ]
+
+
+@pytest.fixture
+def by_copy(monkeypatch):
+    """Every write of a handful of rows takes the path of a big batch (``COPY``, on PostgreSQL)."""
+    monkeypatch.setattr(row_updates, "COPY_FROM", 1)
+
+
+def test_big_batches_keep_keys_order_defaults_and_awkward_text(by_copy):
+    line = LineFactory()
+    awkward = "tab\there, new\nline, back\\slash, quote ' and \" and 50%"
+    fields = ("source", "external_id", "payload", "line_id", "quantity", "reason")
+    rows = [("test", f"r-{n}", {"note": awkward, "n": n}, line.pk if n % 2 else None, n, awkward) for n in range(5)]
+
+    pks = rows_insert(UsageEvent, fields, rows)
+
+    stored = {event.pk: event for event in UsageEvent.objects.filter(pk__in=pks)}
+    assert pks == sorted(pks)
+    assert [stored[pk].external_id for pk in pks] == [f"r-{n}" for n in range(5)]
+    assert {stored[pk].reason for pk in pks} == {awkward}
+    assert [stored[pk].payload for pk in pks] == [{"note": awkward, "n": n} for n in range(5)]
+    assert [stored[pk].line_id for pk in pks] == [line.pk if n % 2 else None for n in range(5)]
+    assert (stored[pks[0]].status, stored[pks[0]].errors, stored[pks[0]].charged_at) == ("received", {}, None)
+
+
+def test_big_batches_update_twice_in_one_transaction(by_copy):
+    pks = rows_insert(UsageEvent, ("source", "external_id"), [("test", "a"), ("test", "b")])
+    events = list(UsageEvent.objects.filter(pk__in=pks).order_by("pk"))
+
+    with transaction.atomic():
+        for event, units in zip(events, (5, 7), strict=True):
+            event.units_from_buckets, event.amount_charged = units, Decimal("0.1234")
+        rows_update(UsageEvent, events, ["units_from_buckets", "amount_charged"])
+        events[0].units_from_buckets = 9  # a second update of the same rows, same transaction
+        rows_update(UsageEvent, events[:1], ["units_from_buckets", "amount_charged"])
+
+    assert sorted(UsageEvent.objects.values_list("external_id", "units_from_buckets", "amount_charged")) == [
+        ("a", 9, Decimal("0.1234")),
+        ("b", 7, Decimal("0.1234")),
+    ]
+
+
+def test_a_duplicate_in_a_big_batch_is_an_integrity_error(by_copy):
+    rows_insert(UsageEvent, ("source", "external_id"), [("test", "twin")])
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows_insert(UsageEvent, ("source", "external_id"), [("test", "new"), ("test", "twin")])
+
+    assert not UsageEvent.objects.filter(external_id="new").exists()
