@@ -1,16 +1,22 @@
 """Charging a batch of offline usage records fast: the records read as plain values, a shortcut
-for the common record, and the ledger written in one statement.
+for the common record, and the ledger posted per balance, not per record.
 
 Most records are covered whole by one allowance: for them the full plan (``plan_grant``)
 decides nothing that plain integer arithmetic on the locked rows does not, so
 ``AllowanceShortcut`` does that arithmetic instead. Any other record (money needed, an
 allowance running out, a limit whose policy prices the excess, a line whose payer a steering
 rule may change) takes the full plan, on the same locked rows, in the same order.
+
+``BatchPosting`` sums what the batch's records drew into one usage entry per balance and day:
+each record keeps what it drew (``units_from_buckets``, ``amount_charged``) and names those
+entries (``ledger_reference``), so every unit is still traced from the balance to its record.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+
+from django.utils import timezone
 
 from charging.context import ChargingContext
 from charging.grants import Locked, buckets_on_path, path_limits
@@ -36,6 +42,7 @@ class BatchEvent:
     units_from_buckets: int = 0
     amount_charged: Decimal = _NO_MONEY
     charged_at: datetime | None = None
+    ledger_reference: str = ""
 
     @property
     def reference(self) -> str:
@@ -43,7 +50,7 @@ class BatchEvent:
 
 
 _READ = ("pk", "external_id", "line_id", "service", "zone", "quantity", "occurred_at")
-_WRITTEN = ["status", "units_from_buckets", "amount_charged", "charged_at"]
+_WRITTEN = ["status", "units_from_buckets", "amount_charged", "charged_at", "ledger_reference"]
 
 
 def batch_events_lock(*, event_ids: list[int]) -> list[BatchEvent]:
@@ -57,8 +64,9 @@ def batch_events_save(events: list[BatchEvent]) -> None:
 
 class AllowanceShortcut:
     """Charges a record of one context that one allowance covers whole, with no money and no
-    limit policy involved: the allowance moves, every limit on the path counts it, one ledger
-    entry. ``charge`` says ``False`` (and changes nothing) for any other record."""
+    limit policy involved: the allowance moves, every limit on the path counts it, and the
+    batch's posting counts the draw. ``charge`` says ``False`` (and changes nothing) for any
+    other record."""
 
     def __init__(self, *, ctx: ChargingContext, locked: Locked):
         self.ctx = ctx
@@ -72,7 +80,7 @@ class AllowanceShortcut:
         self.buckets: list[Bucket] = buckets_on_path(ctx=ctx, locked=locked)
         self.reason = f"{ctx.service} usage"
 
-    def charge(self, event: BatchEvent, ledger: list[tuple]) -> bool:
+    def charge(self, event: BatchEvent, posting: "BatchPosting") -> bool:
         if not self.enabled:
             return False
         used, at = event.quantity, event.occurred_at
@@ -86,16 +94,62 @@ class AllowanceShortcut:
         for limit in self.limits:
             if at >= limit.period_start:  # usage of a period already closed counts in none
                 limit.used += used
-        ledger.append(
-            (bucket.billing_account_id, bucket.pk, None, LedgerEntry.Kind.USAGE, -used, _NO_MONEY)
-            + (event.pk, event.reference, self.reason, at)
-        )
+        posting.add(bucket.billing_account_id, bucket.pk, None, -used, _NO_MONEY, self.reason, at)
         event.units_from_buckets = used
         event.amount_charged = _NO_MONEY
         return True
 
 
-# A usage ledger entry as a row: what ``AllowanceShortcut`` appends and ``ledger_row`` makes.
+class BatchPosting:
+    """A batch's usage entries: one per balance, reason and (local) day the usage happened,
+    dated by the day's last record. A batch of one record posts its own entries, tied to it."""
+
+    def __init__(self, events: list[BatchEvent]):
+        self.single = events[0] if len(events) == 1 else None
+        self.reference = self.single.reference if self.single else f"usage-batch:{min(e.pk for e in events)}"
+        self._totals: dict[tuple, list] = {}  # key -> [units, amount, last moment]
+
+    def add(
+        self,
+        account_id: int,
+        bucket_id: int | None,
+        balance_id: int | None,
+        units: int,
+        amount: Decimal,
+        reason: str,
+        at,
+    ) -> None:
+        key = (account_id, bucket_id, balance_id, reason, timezone.localtime(at).date())
+        total = self._totals.get(key)
+        if total is None:
+            self._totals[key] = [units, amount, at]
+        else:
+            total[0] += units
+            total[1] += amount
+            total[2] = max(total[2], at)
+
+    def add_entry(self, entry: LedgerEntry) -> None:
+        """An entry the full plan settled (a usage charge of one balance)."""
+        self.add(
+            entry.billing_account_id,
+            entry.bucket_id,
+            entry.money_balance_id,
+            entry.units,
+            entry.amount,
+            entry.reason,
+            entry.created_at,
+        )
+
+    def save(self) -> None:
+        """Writes the entries in one statement."""
+        event_id = self.single.pk if self.single else None
+        rows = [
+            (account, bucket, balance, LedgerEntry.Kind.USAGE, units, amount, event_id, self.reference, reason, at)
+            for (account, bucket, balance, reason, _), (units, amount, at) in self._totals.items()
+        ]
+        rows_insert(LedgerEntry, _LEDGER_FIELDS, rows)
+
+
 _LEDGER_FIELDS = (
     "billing_account_id",
     "bucket_id",
@@ -108,13 +162,3 @@ _LEDGER_FIELDS = (
     "reason",
     "created_at",
 )
-
-
-def ledger_row(entry: LedgerEntry) -> tuple:
-    """A usage entry the full plan settled, as a row written with the shortcut's."""
-    return tuple(getattr(entry, name) for name in _LEDGER_FIELDS)
-
-
-def ledger_rows_insert(rows: list[tuple]) -> None:
-    """Writes a batch's usage entries in one statement, in the order they were settled."""
-    rows_insert(LedgerEntry, _LEDGER_FIELDS, rows)

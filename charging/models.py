@@ -248,6 +248,11 @@ class UsageEvent(models.Model):
     amount_charged = MoneyField(default=0)
     received_at = models.DateTimeField(auto_now_add=True)
     charged_at = models.DateTimeField(null=True, blank=True)
+    ledger_reference = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The ledger entries that carry this charge: a batch posts one per balance and day.",
+    )
 
     class Meta:
         ordering = ["-received_at", "-pk"]

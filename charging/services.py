@@ -10,13 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from charging import live
-from charging.batch_charging import (
-    AllowanceShortcut,
-    batch_events_lock,
-    batch_events_save,
-    ledger_row,
-    ledger_rows_insert,
-)
+from charging.batch_charging import AllowanceShortcut, BatchPosting, batch_events_lock, batch_events_save
 from charging.context import charging_contexts, context_at
 from charging.grants import lock_for_batch
 from charging.locks import money_balance_lock, usage_event_lock
@@ -268,26 +262,28 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     )
     locked = lock_for_batch(ctxs=list(contexts.values()), at=now)
     shortcuts = {key: AllowanceShortcut(ctx=ctx, locked=locked) for key, ctx in contexts.items()}
-    ledger: list[tuple] = []  # the usage entries, in the order the records are charged
+    posting = BatchPosting(events)
     used_in_batch: dict[tuple[int, str], int] = {}  # earlier records of the batch count towards volume tiers
     for event in sorted(events, key=lambda e: (e.occurred_at, e.pk)):
         key = (event.line_id, event.service, event.zone)
         earlier = used_in_batch.get((event.line_id, event.service), 0)
         used_in_batch[(event.line_id, event.service)] = earlier + event.quantity
-        if not shortcuts[key].charge(event, ledger):
+        if not shortcuts[key].charge(event, posting):
             ctx = context_at(contexts[key], event.occurred_at)
             ctx = replace(ctx, period_used=ctx.period_used + earlier)
             settled = charge_used(
                 ctx=ctx, locked=locked, used=event.quantity, reference=event.reference, usage_event_id=event.pk
             )
-            ledger.extend(ledger_row(entry) for entry in locked.ledger)
+            for entry in locked.ledger:
+                posting.add_entry(entry)
             locked.ledger.clear()
             event.units_from_buckets = settled.from_allowances
             event.amount_charged = settled.amount
         event.status = UsageEvent.Status.CHARGED
         event.charged_at = now
+        event.ledger_reference = posting.reference
     locked_save(locked)
-    ledger_rows_insert(ledger)
+    posting.save()
     batch_events_save(events)
     at = max(e.occurred_at for e in events)
     thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 from django.db import connections
 from django.db.models import F, Sum
+from django.utils import timezone
 
 from charging.bench.harness import BenchCompany, RunResult, build_bench_company, run_concurrently
 from charging.models import Bucket, NodeLimit, UsageEvent
 from charging.online import session_start, session_terminate
+from charging.periods import period_start
 from charging.quota import quota_store_enabled, store
 from charging.quota.log import log_apply
 from charging.quota.warm import company_warm
@@ -37,11 +39,14 @@ def pooled_company_build(*, lines: int, fanout: tuple[int, ...], pool_units: int
     nodes = CostCentre.objects.filter(company=bench.company).values_list("pk", "level")
     widths = [*fanout, lines // _product(fanout)]
     limits = []
+    # Limits in place since the month began, as in a company that has been charging all month
+    # (a limit set up mid-month moves its start back once, on its first charge).
+    month = period_start(period=NodeLimit.Period.MONTH, at=timezone.now())
     for node_id, level in nodes:
         share = pool_units
         for width in widths[:level]:
             share = share * 2 // width  # twice the fair share: siblings compete for the parent's limit
-        limits.append(NodeLimit(node_id=node_id, unit=Unit.BYTES, limit=max(share, MB)))
+        limits.append(NodeLimit(node_id=node_id, unit=Unit.BYTES, limit=max(share, MB), period_start=month))
     NodeLimit.objects.bulk_create(limits, batch_size=2000)
     return PooledCompany(bench=bench, pool=pool)
 

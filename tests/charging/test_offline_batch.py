@@ -114,4 +114,18 @@ def test_a_batch_charged_again_changes_nothing():
 
     assert usage_events_charge(event_ids=event_ids) == 0
     assert books() == before
-    assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.USAGE).values("usage_event").distinct().count() == 24
+
+
+def test_a_batch_posts_one_entry_per_balance_and_day_that_its_records_add_up_to():
+    event_ids = a_busy_company()
+    usage_events_charge(event_ids=event_ids)
+
+    events = UsageEvent.objects.filter(pk__in=event_ids)
+    (reference,) = set(events.values_list("ledger_reference", flat=True))
+    entries = list(LedgerEntry.objects.filter(reference=reference))
+    balances = [(e.bucket_id, e.money_balance_id, e.reason, timezone.localdate(e.created_at)) for e in entries]
+    assert len(balances) == len(set(balances))  # one entry per balance, reason and day
+    assert len(entries) < len(event_ids)
+    assert -sum(e.units for e in entries) == sum(events.values_list("units_from_buckets", flat=True))
+    assert -sum(e.amount for e in entries) == sum(events.values_list("amount_charged", flat=True))
+    assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.USAGE).exclude(reference=reference).count() == 0
