@@ -13,7 +13,7 @@ entries (``ledger_reference``), so every unit is still traced from the balance t
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.utils import timezone
@@ -108,6 +108,7 @@ class BatchPosting:
         self.single = events[0] if len(events) == 1 else None
         self.reference = self.single.reference if self.single else f"usage-batch:{min(e.pk for e in events)}"
         self._totals: dict[tuple, list] = {}  # key -> [units, amount, last moment]
+        self._days: dict[datetime, date] = {}  # the local day of each minute seen (zones differ by whole minutes)
 
     def add(
         self,
@@ -119,7 +120,11 @@ class BatchPosting:
         reason: str,
         at,
     ) -> None:
-        key = (account_id, bucket_id, balance_id, reason, timezone.localtime(at).date())
+        minute = at.replace(second=0, microsecond=0)
+        day = self._days.get(minute)
+        if day is None:
+            day = self._days[minute] = timezone.localtime(minute).date()
+        key = (account_id, bucket_id, balance_id, reason, day)
         total = self._totals.get(key)
         if total is None:
             self._totals[key] = [units, amount, at]

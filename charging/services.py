@@ -251,7 +251,9 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     events = batch_events_lock(event_ids=event_ids)
     if not events:
         return 0
-    lines = {line.pk: line for line in Line.objects.filter(pk__any={e.line_id for e in events})}
+    # A context needs a line's key and account only.
+    lines = Line.objects.filter(pk__any={e.line_id for e in events}).only("pk", "billing_account_id")
+    lines = {line.pk: line for line in lines}
     now = timezone.now()
     keys = sorted({(e.line_id, e.service, e.zone) for e in events})
     first = min(e.occurred_at for e in events)

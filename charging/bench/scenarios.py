@@ -3,15 +3,20 @@ sessions from many processes, offline batches, and the checks that nothing was o
 """
 
 import multiprocessing
+import os
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from django.db import connections
+from django.conf import settings
+from django.db import connections, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
 from charging.bench.harness import BenchCompany, RunResult, build_bench_company, run_concurrently
 from charging.models import Bucket, NodeLimit, UsageEvent
+from charging.offline import usage_batch_ingest
 from charging.online import session_start, session_terminate
 from charging.periods import period_start
 from charging.quota import quota_store_enabled, store
@@ -20,6 +25,8 @@ from charging.quota.warm import company_warm
 from charging.services import bucket_grant
 from charging.units import Unit
 from enterprise.models import CostCentre
+from portal.celery import app as celery_app
+from portal.processes import celery_worker
 
 MB = 1024**2
 
@@ -132,6 +139,70 @@ def offline_records(*, company: PooledCompany, count: int, prefix: str, quantity
         {"external_id": f"{prefix}-{n}", "msisdn": msisdns[n % len(msisdns)], "service": "data", "quantity": quantity}
         for n in range(count)
     ]
+
+
+@dataclass
+class OfflineResult:
+    records: int
+    seconds: float
+    workers: int  # Celery worker processes that charged them (0: charged in this process)
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+def offline_run(*, company: PooledCompany, count: int, batch: int, workers: int, prefix: str) -> OfflineResult:
+    """Posts ``count`` records in batches, as mediation would, and times them until every one
+    is charged: by ``workers`` real Celery worker processes while the posting goes on (with
+    Redis as the broker), else by the tasks run in this process after each post."""
+    records = offline_records(company=company, count=count, prefix=prefix, quantity=MB)
+    warm_up = offline_records(company=company, count=10, prefix="warm-up", quantity=MB)
+    with _charging_workers(workers if settings.REDIS_URL else 0) as started:
+        _post(warm_up, batch=batch)  # the workers are up and connected once these are charged
+        _wait_until_charged(workers=started)
+        began = time.perf_counter()
+        _post(records, batch=batch)
+        _wait_until_charged(workers=started)
+        seconds = time.perf_counter() - began
+    return OfflineResult(records=charged_count(prefix=prefix), seconds=seconds, workers=len(started))
+
+
+def _post(records: list[dict], *, batch: int) -> None:
+    for offset in range(0, len(records), batch):
+        with transaction.atomic():  # the charging tasks are queued when the post commits
+            usage_batch_ingest(payloads=records[offset : offset + batch], source="bench")
+
+
+@contextmanager
+def _charging_workers(count: int) -> Iterator[list]:
+    """``count`` Celery worker processes on a queue of this run's own (none: tasks run here)."""
+    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
+    celery_app.conf.task_always_eager = count == 0
+    celery_app.conf.task_default_queue = f"bench-{os.getpid()}"
+    env = {
+        "CHARGING_QUOTA_STORE": "1" if quota_store_enabled() else "0",
+        "CHARGING_QUOTA_PREFIX": settings.CHARGING_QUOTA_PREFIX,
+    }
+    try:
+        with ExitStack() as stack:
+            yield [
+                stack.enter_context(celery_worker(queue=celery_app.conf.task_default_queue, env=env))
+                for _ in range(count)
+            ]
+    finally:
+        celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
+
+
+def _wait_until_charged(*, workers: list, timeout: float = 300) -> None:
+    """Until no posted record waits to be charged (at once when they were charged here)."""
+    deadline = time.monotonic() + timeout
+    while UsageEvent.objects.filter(status=UsageEvent.Status.RECEIVED).exists():
+        stopped = [worker for worker in workers if worker.poll() is not None]
+        if stopped or time.monotonic() > deadline:
+            output = stopped[0].stdout.read() if stopped else ""
+            raise RuntimeError(f"the offline records were not all charged in {timeout:.0f} s\n{output}")
+        time.sleep(0.005)
 
 
 def charged_count(*, prefix: str) -> int:

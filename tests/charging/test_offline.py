@@ -60,7 +60,9 @@ def test_bulk_post_charges_good_records_once_and_keeps_bad_ones_with_reasons(
     # The batch posts one entry for what its records drew from the allowance; each record names it.
     (reference,) = set(charged.values_list("ledger_reference", flat=True))
     bucket = Bucket.objects.get(line=line)
-    assert list(LedgerEntry.objects.filter(reference=reference).values_list("bucket", "units")) == [(bucket.pk, -7 * MB)]
+    assert list(LedgerEntry.objects.filter(reference=reference).values_list("bucket", "units")) == [
+        (bucket.pk, -7 * MB)
+    ]
     assert sorted(charged.values_list("units_from_buckets", flat=True)) == [1 * MB, 2 * MB, 4 * MB]
     rejected = UsageEvent.objects.filter(status=UsageEvent.Status.REJECTED).order_by("external_id")
     assert [(e.external_id, e.errors) for e in rejected] == [

@@ -14,8 +14,9 @@ from charging.services import usage_event_ingest
 from charging.tasks import apply_quota_log
 from portal.asgi import application
 from portal.celery import app as celery_app
+from portal.processes import celery_worker
 from tests.factories import MB, LineFactory, data_bucket
-from tests.livetools import celery_worker, websocket_headers
+from tests.livetools import websocket_headers
 from tests.services import redis_url
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]

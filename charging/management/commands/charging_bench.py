@@ -11,25 +11,22 @@ import time
 import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import connection
 from django.test import override_settings
 
 from charging.bench.harness import hot_row_baseline
 from charging.bench.scenarios import (
     MB,
-    charged_count,
-    offline_records,
+    offline_run,
     online_run,
     overspend,
     pooled_company_build,
     quota_store_warm,
 )
-from charging.offline import usage_batch_ingest
 from charging.quota import quota_store_enabled, store
 from charging.quota.slices import slices_mismatches, slices_return
 from charging.quota.store import quota_store_clear
 from charging.selectors import ledger_mismatches
-from portal.celery import app as celery_app
 
 
 class Command(BaseCommand):
@@ -41,6 +38,12 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=16)
         parser.add_argument("--seconds", type=float, default=5.0)
         parser.add_argument("--offline-records", type=int, default=20_000)
+        parser.add_argument(
+            "--offline-workers",
+            type=int,
+            default=2,
+            help="Celery worker processes charging the posted batches (needs REDIS_URL; else tasks run in-process).",
+        )
         parser.add_argument(
             "--batch", type=int, default=None, help="Records per posted batch (default: CHARGING_BATCH_SIZE)."
         )
@@ -124,24 +127,17 @@ class Command(BaseCommand):
         )
 
     def _offline(self, company, options) -> float:
-        """Posts records in batches as mediation would; each batch is stored, then charged by
-        the Celery batch task (run in this process, so the figure is the charging path alone)."""
-        count = options["offline_records"]
-        records = offline_records(company=company, count=count, prefix="bench-offline", quantity=MB)
-        celery_app.conf.task_always_eager = True
+        """Records posted in batches by this process and charged by Celery workers meanwhile."""
         batch = options["batch"] or settings.CHARGING_BATCH_SIZE
-        started = time.perf_counter()
-        for offset in range(0, len(records), batch):
-            with transaction.atomic():
-                usage_batch_ingest(payloads=records[offset : offset + batch], source="bench")
-            done = min(offset + batch, len(records))
-            if done % (batch * 10) == 0 or done == len(records):
-                self.stdout.write(f"  offline {done:,}/{len(records):,}")
-        elapsed = time.perf_counter() - started
-        charged = charged_count(prefix="bench-offline")
-        if charged != len(records):
-            raise CommandError(f"only {charged} of {len(records)} offline records were charged")
-        return charged / elapsed
+        count = options["offline_records"]
+        result = offline_run(
+            company=company, count=count, batch=batch, workers=options["offline_workers"], prefix="bench-offline"
+        )
+        if result.records != count:
+            raise CommandError(f"only {result.records} of {count} offline records were charged")
+        charged_by = f"{result.workers} Celery worker processes" if result.workers else "the tasks run in this process"
+        self.stdout.write(f"offline: {count:,} records posted in batches of {batch:,}, charged by {charged_by}")
+        return result.records_per_second
 
 
 def _redis_durability() -> str:

@@ -1,0 +1,61 @@
+"""Other processes of the portal, pointed at the database this process uses: a Celery worker
+for the integration tests and for the charging benchmark's offline run."""
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import connection
+
+
+def database_env() -> dict[str, str]:
+    """Environment that points another process at the database this process is using (a test
+    or bench database included)."""
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return {"SQLITE_PATH": str(settings["NAME"]), "DATABASE_URL": ""}
+    user = settings["USER"] or ""
+    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
+    auth = f"{user}{password}@" if user else ""
+    host = settings["HOST"] or "127.0.0.1"
+    port = settings["PORT"] or 5432
+    return {"DATABASE_URL": f"postgres://{auth}{host}:{port}/{settings['NAME']}"}
+
+
+@contextmanager
+def celery_worker(*, queue: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """A real Celery worker process (one task at a time) on ``queue``, against this process's
+    database and broker, with ``env`` added to its environment; stopped on leaving."""
+    env = {**os.environ, **database_env(), "CELERY_QUEUE": queue, **(env or {})}
+    worker = subprocess.Popen(  # noqa: S603  (this interpreter, fixed arguments)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-Q",
+            queue,
+            "--loglevel=WARNING",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
