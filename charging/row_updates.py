@@ -71,11 +71,12 @@ def rows_update(model: type[models.Model], rows: Sequence[Any], fields: list[str
 COPY_FROM = 200
 
 
-def _copy(cursor, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-    """Sends rows in ``COPY``'s text format (tab-separated, ``\\N`` for null). The driver's copy
-    bypasses Django's cursor, so its errors are translated here (a unique violation is an
-    ``IntegrityError`` like any other)."""
-    text = io.StringIO("".join("\t".join(map(_copy_value, row)) + "\n" for row in rows))
+def _copy(cursor, sql: str, rows: Iterable[Sequence[Any]], constants: Sequence[Any] = ()) -> None:
+    """Sends rows in ``COPY``'s text format (tab-separated, ``\\N`` for null), each followed by
+    the same ``constants`` (written out once). The driver's copy bypasses Django's cursor, so
+    its errors are translated here (a unique violation is an ``IntegrityError`` like any other)."""
+    end = "".join("\t" + _copy_value(value) for value in constants) + "\n"
+    text = io.StringIO("".join("\t".join(map(_copy_value, row)) + end for row in rows))
     with connection.wrap_database_errors:
         cursor.copy_expert(sql, text)
 
@@ -191,8 +192,8 @@ def _insert_by_copy(
                 row = list(row)
                 for i in json_columns:
                     row[i] = json.dumps(row[i], cls=named[i].encoder)
-            lines.append((pk, *row, *constants))
-        _copy(cursor, f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN", lines)
+            lines.append((pk, *row))
+        _copy(cursor, f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN", lines, constants)
     return pks
 
 

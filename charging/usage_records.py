@@ -117,4 +117,5 @@ def usage_record_parse(
 def lines_by_msisdn(payloads: list[dict]) -> dict[str, Line]:
     """The lines a batch of records names, in one query."""
     msisdns = {p.get("msisdn") for p in payloads if isinstance(p.get("msisdn"), str)}
-    return {line.msisdn: line for line in Line.objects.filter(msisdn__any=msisdns)}
+    # A record needs its line's key and whether it is active.
+    return {line.msisdn: line for line in Line.objects.filter(msisdn__any=msisdns).only("pk", "msisdn", "status")}
