@@ -118,7 +118,7 @@ class BatchPosting:
         units: int,
         amount: Decimal,
         reason: str,
-        at,
+        at: datetime,
     ) -> None:
         minute = at.replace(second=0, microsecond=0)
         day = self._days.get(minute)

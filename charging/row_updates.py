@@ -9,6 +9,7 @@ text, not as a statement the server parses. SQLite (the embedded default) takes 
 plain bulk operations.
 """
 
+import hashlib
 import io
 import json
 from collections.abc import Iterable, Sequence
@@ -47,8 +48,10 @@ def rows_update(model: type[models.Model], rows: Sequence[Any], fields: list[str
     # values are parameters or copied data.
     with connection.cursor() as cursor:
         if len(rows) >= COPY_FROM:
-            staging = quote(f"rows_update_{model._meta.db_table}_{'_'.join(c.column for c in columns)}")
             definition = ", ".join(f"{name} {t}" for name, t in zip(["id", *names], [pk_type, *types], strict=True))
+            # Named by what it holds: one per table and set of columns (names have a length limit).
+            signature = hashlib.sha256(f"{table} {definition}".encode()).hexdigest()[:16]
+            staging = quote(f"rows_update_{signature}")
             # A staging table per connection, emptied at commit (and here, for a second update
             # of the same transaction).
             cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} ({definition}) ON COMMIT DELETE ROWS")
@@ -97,7 +100,9 @@ _AS_TEXT = {
 def _copy_value(value: Any) -> str:
     convert = _AS_TEXT.get(type(value))
     if convert is None:  # a subclass, e.g. a choices enum member: by what it is an instance of
-        convert = next(convert for kind, convert in _AS_TEXT.items() if isinstance(value, kind))
+        convert = next((convert for kind, convert in _AS_TEXT.items() if isinstance(value, kind)), None)
+        if convert is None:
+            raise TypeError(f"no COPY text for a {type(value).__name__}: {value!r}")
     return convert(value)
 
 

@@ -245,15 +245,16 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     spent; it counts against every limit on the line's path (in the period it happened in;
     a record of a period already closed counts in none), with the excess over a limit priced
     by its policy. Who pays (BYOD steering) is decided by each record's own time. Every row
-    the batch touches is locked once, in the global order, and written back once. An event
+    the batch touches is locked once, in the global order, and written back once, and the
+    ledger gets one usage entry per balance, reason and day (``BatchPosting``). An event
     already charged or rejected is skipped, so a re-delivered batch changes nothing.
     """
     events = batch_events_lock(event_ids=event_ids)
     if not events:
         return 0
     # A context needs a line's key and account only.
-    lines = Line.objects.filter(pk__any={e.line_id for e in events}).only("pk", "billing_account_id")
-    lines = {line.pk: line for line in lines}
+    found = Line.objects.filter(pk__any={e.line_id for e in events}).only("pk", "billing_account_id")
+    lines = {line.pk: line for line in found}
     now = timezone.now()
     keys = sorted({(e.line_id, e.service, e.zone) for e in events})
     first = min(e.occurred_at for e in events)

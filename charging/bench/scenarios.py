@@ -199,9 +199,10 @@ def _wait_until_charged(*, workers: list, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while UsageEvent.objects.filter(status=UsageEvent.Status.RECEIVED).exists():
         stopped = [worker for worker in workers if worker.poll() is not None]
-        if stopped or time.monotonic() > deadline:
-            output = stopped[0].stdout.read() if stopped else ""
-            raise RuntimeError(f"the offline records were not all charged in {timeout:.0f} s\n{output}")
+        if stopped:
+            raise RuntimeError(f"a charging worker stopped:\n{stopped[0].stdout.read()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the offline records were not all charged in {timeout:.0f} s")
         time.sleep(0.005)
 
 
