@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.db.models import F
 from django.utils import timezone
 
 from charging.context import ChargingContext
@@ -59,7 +60,24 @@ def batch_events_lock(*, event_ids: list[int]) -> list[BatchEvent]:
 
 
 def batch_events_save(events: list[BatchEvent]) -> None:
-    rows_update(UsageEvent, events, _WRITTEN)
+    """Marks the batch's records charged. Those the allowances covered whole, nearly all, need
+    no values of their own: one statement sets them from their own quantity."""
+    covered: dict[tuple, list[int]] = {}  # what they share -> their keys
+    others = []
+    for event in events:
+        if event.units_from_buckets == event.quantity and not event.amount_charged:
+            covered.setdefault((event.status, event.charged_at, event.ledger_reference), []).append(event.pk)
+        else:
+            others.append(event)
+    for (status, charged_at, reference), pks in covered.items():
+        UsageEvent.objects.filter(pk__any=pks).update(
+            status=status,
+            units_from_buckets=F("quantity"),
+            amount_charged=_NO_MONEY,
+            charged_at=charged_at,
+            ledger_reference=reference,
+        )
+    rows_update(UsageEvent, others, _WRITTEN)
 
 
 class AllowanceShortcut:
