@@ -4,7 +4,7 @@ the tariff and its rates, the usage earlier in the month for volume tiers)."""
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from django.db.models import Sum
 
@@ -17,11 +17,24 @@ from enterprise.models import CostCentre, SteeringRule
 from portal.models import Line
 
 
+class ChargedLine(Protocol):
+    """What charging needs of a line: its key and the account it bills to (a ``Line``, or a
+    ``LineKey`` where a batch reads thousands)."""
+
+    pk: int
+    billing_account_id: int
+
+
+class LineKey(NamedTuple):
+    pk: int
+    billing_account_id: int
+
+
 @dataclass
 class ChargingContext:
     """What a line's usage is charged against, read before any lock is taken."""
 
-    line: Line
+    line: ChargedLine
     service: str
     unit: str
     zone: str
@@ -61,7 +74,7 @@ def context_at(ctx: ChargingContext, at: datetime) -> ChargingContext:
 
 
 def charging_contexts(
-    *, requests: list[tuple[Line, str, str, datetime]], session_id: int | None = None
+    *, requests: list[tuple[ChargedLine, str, str, datetime]], session_id: int | None = None
 ) -> list[ChargingContext]:
     """Contexts for many usages at once, in a handful of queries whatever their number: the
     device nodes of the lines, their trees' inner nodes (to walk each path up), the

@@ -8,7 +8,7 @@ only if somebody watches it (see "Who is watching").
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -39,17 +39,32 @@ def line_changed_on_commit(*, line_id: int) -> None:
 
 
 def changed_on_commit(
-    *, line_ids: Iterable[int] = (), node_ids: Iterable[int] = (), account_ids: Iterable[int] = ()
+    *,
+    line_ids: Iterable[int] = (),
+    node_ids: Iterable[int] = (),
+    account_ids: Iterable[int] = (),
+    line_accounts: Mapping[int, int] | None = None,
 ) -> None:
     """Queues, for after commit, a push of each line's balances to its owner, of the money of
     each account (the lines' own, and any named) to the account's owner, and of each node's
-    counters to its managers."""
+    counters to its managers. ``line_accounts``: the lines' accounts by line, when the caller
+    has them at hand (else they are read when publishing)."""
     lines, nodes, accounts = sorted(set(line_ids)), sorted(set(node_ids)), sorted(set(account_ids))
-    transaction.on_commit(lambda: changed_publish(line_ids=lines, node_ids=nodes, account_ids=accounts))
+    known = dict(line_accounts) if line_accounts is not None else None
+    transaction.on_commit(
+        lambda: changed_publish(line_ids=lines, node_ids=nodes, account_ids=accounts, line_accounts=known)
+    )
 
 
-def changed_publish(*, line_ids: list[int], node_ids: list[int], account_ids: list[int] = ()) -> None:
-    all_accounts = sorted({*account_ids, *_accounts_of(line_ids)})
+def changed_publish(
+    *,
+    line_ids: list[int],
+    node_ids: list[int],
+    account_ids: list[int] = (),
+    line_accounts: Mapping[int, int] | None = None,
+) -> None:
+    of_lines = line_accounts.values() if line_accounts is not None else _accounts_of(line_ids)
+    all_accounts = sorted({*account_ids, *of_lines})
     watched = watched_groups(
         [line_group(i) for i in line_ids] + [node_group(i) for i in node_ids] + [account_group(i) for i in all_accounts]
     )

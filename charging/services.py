@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from charging import live
 from charging.batch_charging import AllowanceShortcut, BatchPosting, batch_events_lock, batch_events_save
-from charging.context import charging_contexts, context_at
+from charging.context import LineKey, charging_contexts, context_at
 from charging.grants import lock_for_batch
 from charging.locks import money_balance_lock, usage_event_lock
 from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
@@ -252,9 +252,8 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     events = batch_events_lock(event_ids=event_ids)
     if not events:
         return 0
-    # A context needs a line's key and account only.
-    found = Line.objects.filter(pk__any={e.line_id for e in events}).only("pk", "billing_account_id")
-    lines = {line.pk: line for line in found}
+    found = Line.objects.filter(pk__any={e.line_id for e in events}).values_list("pk", "billing_account_id")
+    lines = {pk: LineKey(pk, account_id) for pk, account_id in found}
     now = timezone.now()
     keys = sorted({(e.line_id, e.service, e.zone) for e in events})
     first = min(e.occurred_at for e in events)
@@ -293,6 +292,7 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     live.changed_on_commit(
         line_ids=[ctx.line.pk for ctx in contexts.values()],
         node_ids=[node for ctx in contexts.values() for node in ctx.cost_centre_ids],
+        line_accounts={ctx.line.pk: ctx.line.billing_account_id for ctx in contexts.values()},
     )
     return len(events)
 

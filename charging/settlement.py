@@ -152,4 +152,6 @@ def locked_save(locked: Locked) -> None:
 def after_settlement(*, ctx: ChargingContext, locked: Locked, at: datetime) -> None:
     """Inside the transaction: threshold notices for what moved; after commit: the live push."""
     thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
-    live.changed_on_commit(line_ids=[ctx.line.pk], node_ids=ctx.cost_centre_ids)
+    live.changed_on_commit(
+        line_ids=[ctx.line.pk], node_ids=ctx.cost_centre_ids, line_accounts={ctx.line.pk: ctx.line.billing_account_id}
+    )
