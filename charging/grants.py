@@ -385,7 +385,8 @@ def buckets_on_path(*, ctx: ChargingContext, locked: Locked) -> list[Bucket]:
     on_path = [*holders.get(("line", ctx.line.pk), ())]
     for node in ctx.path_ids:
         on_path.extend(holders.get(("node", node), ()))
-    return sorted((bucket for bucket in on_path if bucket.unit == ctx.unit), key=bucket_draw_order(ctx.at))
+    of_unit = [bucket for bucket in on_path if bucket.unit == ctx.unit]
+    return sorted(of_unit, key=bucket_draw_order(ctx.at)) if len(of_unit) > 1 else of_unit
 
 
 def bucket_draw_order(at: datetime):

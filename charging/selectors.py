@@ -58,6 +58,8 @@ def _money_view(account_id: int, currency: str, amount: Decimal) -> dict:
 def line_balance_snapshots(*, line_ids: list[int]) -> dict[int, dict]:
     """The same for many lines, in three queries whatever their number (read as plain values:
     an offline batch pushes a thousand lines at once)."""
+    if not line_ids:
+        return {}
     at = timezone.now()
     lines = list(
         Line.objects.filter(pk__any=line_ids).values_list("pk", "billing_account_id", "billing_account__currency")
