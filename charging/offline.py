@@ -26,8 +26,7 @@ class RecordStatus:
     REJECTED = "rejected"
 
 
-@dataclass(frozen=True)
-class RecordOutcome:
+class RecordOutcome(NamedTuple):  # cheap to make: a batch answers for thousands of records
     index: int  # position in the batch
     external_id: str  # as sent ("" when missing or not a string)
     status: str  # a RecordStatus

@@ -12,6 +12,7 @@ plain bulk operations.
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -85,10 +86,11 @@ def _copy(cursor, sql: str, rows: Iterable[Sequence[Any]], constants: Sequence[A
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_ESCAPES = re.compile(r"[\\\t\n\r]")  # rare: translating every string costs more than looking
 
 # Each value as ``COPY`` reads it, looked up by its exact type (a batch sends hundreds of thousands).
 _AS_TEXT = {
-    str: lambda value: value.translate(_ESCAPES),
+    str: lambda value: value.translate(_ESCAPES) if _NEEDS_ESCAPES.search(value) else value,
     int: str,
     Decimal: str,
     bool: lambda value: "t" if value else "f",
