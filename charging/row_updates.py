@@ -169,7 +169,7 @@ def rows_insert(
     for i, field in enumerate(named):
         column = [row[i] for row in rows]
         if isinstance(field, models.JSONField):
-            column = [json.dumps(value, cls=field.encoder) for value in column]
+            column = [_db_value(field, value) for value in column]
         params.append(column)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -198,7 +198,7 @@ def _insert_by_copy(
             if json_columns:
                 row = list(row)
                 for i in json_columns:
-                    row[i] = json.dumps(row[i], cls=named[i].encoder)
+                    row[i] = _db_value(named[i], row[i])
             lines.append((pk, *row))
         _copy(cursor, f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN", lines, constants)
     return pks
