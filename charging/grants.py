@@ -17,7 +17,7 @@ from decimal import Decimal
 from django.db.models import F, Q
 
 from charging.context import ChargingContext
-from charging.locks import buckets_lock_by_id, money_balances_lock, node_limits_lock
+from charging.locks import NodeLimitsLock, buckets_lock_by_id, money_balances_lock
 from charging.models import (
     Bucket,
     MoneyBalance,
@@ -163,14 +163,30 @@ def lock_for_batch(
 ) -> Locked:
     """Locks every row a batch of charges (and the holds being released) may touch at once,
     in the global order, so that batches running side by side never wait on each other in a
-    cycle. Limits roll over to the period of ``at`` (default: the latest charge)."""
+    cycle. Limits roll over to the period of ``at`` (default: the latest charge).
+
+    The rows many lines share (their cost centres' limits, the pools) are locked last, once
+    all that can be done before is done: a batch holds up the others only for the time it
+    takes to charge, not to read and lock its thousand lines' own rows."""
     at = at or max(ctx.at for ctx in ctxs)
     nodes_by_unit: dict[str, set[int]] = {}
     for ctx in ctxs:  # steered or not: a batch's records may be steered differently by time of day
         nodes_by_unit.setdefault(ctx.unit, set()).update(ctx.path_ids)
-    limits = node_limits_lock(nodes_by_unit=nodes_by_unit, limit_ids=set(limit_ids))
+    limits_lock = NodeLimitsLock(nodes_by_unit=nodes_by_unit, limit_ids=set(limit_ids))
+    bucket_ids = set(bucket_ids)
+
+    def find_buckets() -> None:
+        bucket_ids.update(usable_buckets_of(ctxs=ctxs))
+
+    if len(ctxs) > 1 and not limit_ids:
+        limits = limits_lock.in_two_steps(
+            own_node_ids={ctx.path_ids[-1] for ctx in ctxs if ctx.path_ids}, between=find_buckets
+        )
+    else:  # one line (or limits named by id): one statement
+        limits = limits_lock.all()
+        find_buckets()
     limit_periods_roll(limits=limits, at=at)
-    buckets = buckets_lock_by_id(bucket_ids=usable_buckets_of(ctxs=ctxs) | set(bucket_ids))
+    buckets = buckets_lock_by_id(bucket_ids=bucket_ids)
     accounts = set(account_ids)
     for ctx in ctxs:
         accounts.add(ctx.payer_account_id)

@@ -1,13 +1,16 @@
 """Every row lock the charging app takes, in one place and one order.
 
-Locks are always taken by ascending primary key within a table (limits: root first), and
-tables in the order (a session's hand-over lock ->) charging session / usage event -> node
-limits -> buckets -> money balances, so two charges can never wait on each other in a cycle. On SQLite
-``select_for_update`` is a no-op: its IMMEDIATE transactions serialise writers.
+Locks are always taken by ascending primary key within a table (limits: the lines' own
+first, then the cost centres' root first), and tables in the order (a session's hand-over
+lock ->) charging session / usage event -> node limits -> buckets -> money balances, so two
+charges can never wait on each other in a cycle. On SQLite ``select_for_update`` is a no-op:
+its IMMEDIATE transactions serialise writers.
 """
 
+from collections.abc import Callable
+
 from django.db import connection
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from charging.models import Bucket, ChargingSession, MoneyBalance, NodeLimit, UsageEvent
 
@@ -22,17 +25,56 @@ def money_balance_lock(*, billing_account_id: int) -> MoneyBalance:
 
 def node_limits_lock(*, nodes_by_unit: dict[str, set[int]], limit_ids: set[int] = frozenset()) -> list[NodeLimit]:
     """Limits on tree paths (per unit), and any others named (e.g. ones a session holds on
-    from before its line moved), in one statement, root first: every path from one root takes
-    them in the same order (level, node, unit), so two charges in one company never wait on
-    each other in a cycle."""
-    wanted = Q(pk__any=limit_ids)
-    for unit, node_ids in nodes_by_unit.items():
-        wanted |= Q(node_id__any=node_ids, unit=unit)
-    if not limit_ids and not any(nodes_by_unit.values()):
-        return []
-    return list(
-        NodeLimit.objects.select_for_update(of=("self",)).filter(wanted).order_by("node__level", "node_id", "unit")
-    )
+    from before its line moved), in the global order (see ``NodeLimitsLock``)."""
+    return NodeLimitsLock(nodes_by_unit=nodes_by_unit, limit_ids=limit_ids).all()
+
+
+class NodeLimitsLock:
+    """Limits in the one global order: first those of the lines' own (device) nodes, each
+    touched by one line only, then the cost centres' limits, shared by many lines, root first
+    (each part by level, node, unit). Every charge takes them in that order, so two charges
+    never wait on each other in a cycle; and a batch can lock its lines' own rows, and do its
+    work on them, before it locks (and so holds up others on) the shared ones."""
+
+    def __init__(self, *, nodes_by_unit: dict[str, set[int]], limit_ids: set[int] = frozenset()):
+        self.nodes_by_unit = nodes_by_unit
+        self.limit_ids = limit_ids
+
+    def all(self) -> list[NodeLimit]:
+        """Every limit, in one statement."""
+        shared_last = ExpressionWrapper(Q(node__line__isnull=True), output_field=BooleanField())
+        return self._lock(self.nodes_by_unit, self.limit_ids, shared_last)
+
+    def in_two_steps(self, *, own_node_ids: set[int], between: Callable[[], None]) -> list[NodeLimit]:
+        """The lines' own limits (those of ``own_node_ids``, each line's node on its path),
+        then ``between()``, then the shared ones."""
+        own = self.lines_own(own_node_ids=own_node_ids)
+        between()
+        return own + self.shared(own_node_ids=own_node_ids)
+
+    def lines_own(self, *, own_node_ids: set[int]) -> list[NodeLimit]:
+        self._only_paths()
+        return self._lock({unit: nodes & own_node_ids for unit, nodes in self.nodes_by_unit.items()}, set())
+
+    def shared(self, *, own_node_ids: set[int], lock: bool = True) -> list[NodeLimit]:
+        """The shared limits, locked, or (``lock=False``) only read, in the same order."""
+        self._only_paths()
+        shared = {unit: nodes - own_node_ids for unit, nodes in self.nodes_by_unit.items()}
+        return self._lock(shared, set(), lock=lock)
+
+    def _only_paths(self) -> None:
+        if self.limit_ids:
+            raise ValueError("limits named by id are locked in one statement (their nodes are not known here)")
+
+    @staticmethod
+    def _lock(nodes_by_unit: dict[str, set[int]], limit_ids: set[int], *order, lock: bool = True) -> list[NodeLimit]:
+        if not limit_ids and not any(nodes_by_unit.values()):
+            return []
+        wanted = Q(pk__any=limit_ids)
+        for unit, node_ids in nodes_by_unit.items():
+            wanted |= Q(node_id__any=node_ids, unit=unit)
+        rows = NodeLimit.objects.select_for_update(of=("self",)) if lock else NodeLimit.objects.all()
+        return list(rows.filter(wanted).order_by(*order, "node__level", "node_id", "unit"))
 
 
 def buckets_lock_by_id(*, bucket_ids: set[int]) -> dict[int, Bucket]:

@@ -10,12 +10,19 @@ from django.db.models import F
 from django.utils import timezone
 
 from charging import live
-from charging.batch_charging import AllowanceShortcut, BatchPosting, batch_events_lock, batch_events_save
-from charging.context import LineKey, charging_contexts, context_at
+from charging.batch_charging import (
+    AllowanceShortcut,
+    BatchEvent,
+    BatchPosting,
+    batch_events_lock,
+    batch_events_save,
+)
+from charging.context import ChargingContext, LineKey, charging_contexts, context_at
 from charging.grants import lock_for_batch
 from charging.locks import money_balance_lock, usage_event_lock
 from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
 from charging.settlement import charge_used, locked_save
+from charging.shared_last import SharedRowsMoved, batch_charge_shared_last
 from charging.thresholds import thresholds_check
 from charging.usage_records import usage_record_parse
 from enterprise.models import CostCentre
@@ -248,6 +255,10 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     the batch touches is locked once, in the global order, and written back once, and the
     ledger gets one usage entry per balance, reason and day (``BatchPosting``). An event
     already charged or rejected is skipped, so a re-delivered batch changes nothing.
+
+    A batch the allowances cover is charged with the rows its lines share locked last
+    (``charging.shared_last``), so batches of different lines charge side by side; any other
+    batch, or one whose shared rows moved meanwhile, with every row locked first.
     """
     events = batch_events_lock(event_ids=event_ids)
     if not events:
@@ -262,6 +273,23 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
             keys, charging_contexts(requests=[(lines[line], svc, zone, first) for line, svc, zone in keys]), strict=True
         )
     )
+    try:
+        with transaction.atomic():
+            batch_charge_shared_last(events=events, contexts=contexts, now=now)
+    except SharedRowsMoved:
+        events = batch_events_lock(event_ids=event_ids)  # as they were before the attempt
+        _batch_charge_all_locked(events=events, contexts=contexts, now=now)
+    live.changed_on_commit(
+        line_ids=[ctx.line.pk for ctx in contexts.values()],
+        node_ids=[node for ctx in contexts.values() for node in ctx.cost_centre_ids],
+        line_accounts={ctx.line.pk: ctx.line.billing_account_id for ctx in contexts.values()},
+    )
+    return len(events)
+
+
+def _batch_charge_all_locked(*, events: list[BatchEvent], contexts: dict[tuple, ChargingContext], now: datetime):
+    """Charges a batch with every row it may touch locked first: any record, the full plan
+    for those the allowance shortcut does not cover."""
     locked = lock_for_batch(ctxs=list(contexts.values()), at=now)
     shortcuts = {key: AllowanceShortcut(ctx=ctx, locked=locked) for key, ctx in contexts.items()}
     posting = BatchPosting(events)
@@ -289,12 +317,6 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     batch_events_save(events)
     at = max(e.occurred_at for e in events)
     thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
-    live.changed_on_commit(
-        line_ids=[ctx.line.pk for ctx in contexts.values()],
-        node_ids=[node for ctx in contexts.values() for node in ctx.cost_centre_ids],
-        line_accounts={ctx.line.pk: ctx.line.billing_account_id for ctx in contexts.values()},
-    )
-    return len(events)
 
 
 def usage_event_replay(*, event: UsageEvent) -> UsageEvent:
