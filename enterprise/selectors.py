@@ -10,7 +10,7 @@ def company_root(*, company: Company) -> CostCentre:
 
 
 def cost_centre_path(*, line_id: int) -> list[CostCentre]:
-    """The line's device node and every ancestor, root first (the global lock order)."""
+    """The line's device node and every ancestor, root first."""
     node = CostCentre.objects.filter(line_id=line_id).first()
     if node is None:
         return []
