@@ -142,6 +142,15 @@ def usable_buckets_of(*, ctxs: list[ChargingContext]) -> set[int]:
     )
 
 
+def path_nodes_by_unit(ctxs: list[ChargingContext]) -> dict[str, set[int]]:
+    """The nodes on the usages' paths, by unit: where their limits are. Steered or not: a
+    batch's records may be steered differently by time of day."""
+    nodes_by_unit: dict[str, set[int]] = {}
+    for ctx in ctxs:
+        nodes_by_unit.setdefault(ctx.unit, set()).update(ctx.path_ids)
+    return nodes_by_unit
+
+
 def lock_for(
     *,
     ctx: ChargingContext,
@@ -169,10 +178,7 @@ def lock_for_batch(
     all that can be done before is done: a batch holds up the others only for the time it
     takes to charge, not to read and lock its thousand lines' own rows."""
     at = at or max(ctx.at for ctx in ctxs)
-    nodes_by_unit: dict[str, set[int]] = {}
-    for ctx in ctxs:  # steered or not: a batch's records may be steered differently by time of day
-        nodes_by_unit.setdefault(ctx.unit, set()).update(ctx.path_ids)
-    limits_lock = NodeLimitsLock(nodes_by_unit=nodes_by_unit, limit_ids=set(limit_ids))
+    limits_lock = NodeLimitsLock(nodes_by_unit=path_nodes_by_unit(ctxs), limit_ids=set(limit_ids))
     bucket_ids = set(bucket_ids)
 
     def find_buckets() -> None:

@@ -22,7 +22,7 @@ from datetime import datetime
 
 from charging.batch_charging import AllowanceShortcut, BatchEvent, BatchPosting, batch_events_save
 from charging.context import ChargingContext
-from charging.grants import Locked, limit_periods_roll, usable_buckets_of
+from charging.grants import Locked, limit_periods_roll, path_nodes_by_unit, usable_buckets_of
 from charging.locks import NodeLimitsLock, buckets_lock_by_id
 from charging.models import Bucket, NodeLimit, UsageEvent
 from charging.periods import period_start
@@ -69,11 +69,8 @@ def _lines_own_locked(*, ctxs: list[ChargingContext], at: datetime) -> tuple[Loc
     """The lines' own limits locked (and rolled to the current period); the shared limits and
     the allowances only read. Returns them as one ``Locked`` (its ``as_read``: what was read),
     and the keys of the limits locked."""
-    nodes_by_unit: dict[str, set[int]] = {}
-    for ctx in ctxs:
-        nodes_by_unit.setdefault(ctx.unit, set()).update(ctx.path_ids)
     own_node_ids = {ctx.path_ids[-1] for ctx in ctxs if ctx.path_ids}
-    limits_lock = NodeLimitsLock(nodes_by_unit=nodes_by_unit)
+    limits_lock = NodeLimitsLock(nodes_by_unit=path_nodes_by_unit(ctxs))
     own = limits_lock.lines_own(own_node_ids=own_node_ids)
     limit_periods_roll(limits=own, at=at)
     shared = limits_lock.shared(own_node_ids=own_node_ids, lock=False)
