@@ -144,8 +144,7 @@ _FIELD_DEFAULTS = {name: UsageEvent._meta.get_field(name).get_default() for name
 
 
 def _row(fields: dict) -> tuple:
-    line = fields.get("line")
-    values = {**_FIELD_DEFAULTS, **fields, "line_id": line.pk if line is not None else None}
+    values = {**_FIELD_DEFAULTS, **fields}
     return tuple(values[name] for name in _STORED_FIELDS)
 
 

@@ -24,7 +24,7 @@ from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan,
 from charging.settlement import charge_used, locked_save
 from charging.shared_last import SharedRowsMoved, batch_charge_shared_last
 from charging.thresholds import thresholds_check
-from charging.usage_records import usage_record_parse
+from charging.usage_records import BatchLine, usage_record_parse
 from enterprise.models import CostCentre
 from portal.models import BillingAccount, Line
 from portal.money import money
@@ -197,16 +197,17 @@ def usage_event_external_id(payload: dict) -> str | None:
     return None
 
 
-def usage_event_build(*, payload: dict, source: str, lines: dict[str, Line] | None = None) -> UsageEvent:
+def usage_event_build(*, payload: dict, source: str) -> UsageEvent:
     """Checks a record and returns its (unsaved) event: received, or rejected with the reasons."""
-    return UsageEvent(**usage_event_fields(payload=payload, source=source, lines=lines))
+    return UsageEvent(**usage_event_fields(payload=payload, source=source))
 
 
 def usage_event_fields(
-    *, payload: dict, source: str, lines: dict[str, Line] | None = None, now: datetime | None = None
+    *, payload: dict, source: str, lines: dict[str, BatchLine] | None = None, now: datetime | None = None
 ) -> dict:
-    """Checks a record and returns the fields of its event (``line``: the Line, or ``None``);
-    ``now``: when a batch was received, the time of records that carry none."""
+    """Checks a record and returns the fields of its event (by attribute name: ``line_id``);
+    ``lines``: a batch's lines (``lines_by_msisdn``); ``now``: when a batch was received, the
+    time of records that carry none."""
     record, errors = usage_record_parse(payload, lines=lines, now=now)
     fields = {
         "source": source,
@@ -223,7 +224,7 @@ def usage_event_fields(
     else:
         fields.update(
             msisdn=record.msisdn,
-            line=record.line,
+            line_id=record.line.pk,
             service=record.service,
             zone=record.zone,
             unit=record.unit,

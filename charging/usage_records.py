@@ -6,6 +6,7 @@ field and the reason, so it can be replayed once the cause is fixed.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -19,11 +20,23 @@ _SERVICES = frozenset(Service.values)
 _ZONES = frozenset(Zone.values)
 
 
+class BatchLine(NamedTuple):
+    """What a record of a batch needs of its line: its key and status (plain values, as a
+    batch reads thousands)."""
+
+    pk: int
+    status: str
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == Line.Status.ACTIVE
+
+
 @dataclass(frozen=True)
 class UsageRecord:
     external_id: str
     msisdn: str
-    line: Line
+    line: Line | BatchLine
     service: str
     zone: str
     unit: str
@@ -32,7 +45,7 @@ class UsageRecord:
 
 
 def usage_record_parse(
-    payload: dict, *, now: datetime | None = None, lines: dict[str, Line] | None = None
+    payload: dict, *, now: datetime | None = None, lines: dict[str, BatchLine] | None = None
 ) -> tuple[UsageRecord | None, dict[str, str]]:
     """Returns the parsed record, or ``None`` and a reason per offending field. ``lines``:
     the lines of a batch by MSISDN, read at once (see ``lines_by_msisdn``)."""
@@ -114,8 +127,8 @@ def usage_record_parse(
     )
 
 
-def lines_by_msisdn(payloads: list[dict]) -> dict[str, Line]:
+def lines_by_msisdn(payloads: list[dict]) -> dict[str, BatchLine]:
     """The lines a batch of records names, in one query."""
     msisdns = {p.get("msisdn") for p in payloads if isinstance(p.get("msisdn"), str)}
-    # A record needs its line's key and whether it is active.
-    return {line.msisdn: line for line in Line.objects.filter(msisdn__any=msisdns).only("pk", "msisdn", "status")}
+    rows = Line.objects.filter(msisdn__any=msisdns).values_list("msisdn", "pk", "status")
+    return {msisdn: BatchLine(pk, status) for msisdn, pk, status in rows}
