@@ -1,7 +1,7 @@
 """Every row lock the charging app takes, in one place and one order.
 
 Locks are always taken by ascending primary key within a table (limits: the lines' own
-first, then the cost centres' root first), and tables in the order (a session's hand-over
+first, then the cost centres', each by node), and tables in the order (a session's hand-over
 lock ->) charging session / usage event -> node limits -> buckets -> money balances, so two
 charges can never wait on each other in a cycle. On SQLite ``select_for_update`` is a no-op:
 its IMMEDIATE transactions serialise writers.
@@ -31,10 +31,11 @@ def node_limits_lock(*, nodes_by_unit: dict[str, set[int]], limit_ids: set[int] 
 
 class NodeLimitsLock:
     """Limits in the one global order: first those of the lines' own (device) nodes, each
-    touched by one line only, then the cost centres' limits, shared by many lines, root first
-    (each part by level, node, unit). Every charge takes them in that order, so two charges
-    never wait on each other in a cycle; and a batch can lock its lines' own rows, and do its
-    work on them, before it locks (and so holds up others on) the shared ones."""
+    touched by one line only, then the cost centres' limits, shared by many lines (each part
+    by node and unit). Every charge takes them in that order, so two charges never wait on
+    each other in a cycle; and a batch can lock its lines' own rows, and do its work on them,
+    before it locks (and so holds up others on) the shared ones. (By node key, not root
+    first: any one order will do, and this one needs no join to the tree.)"""
 
     def __init__(self, *, nodes_by_unit: dict[str, set[int]], limit_ids: set[int] = frozenset()):
         self.nodes_by_unit = nodes_by_unit
@@ -74,7 +75,7 @@ class NodeLimitsLock:
         for unit, node_ids in nodes_by_unit.items():
             wanted |= Q(node_id__any=node_ids, unit=unit)
         rows = NodeLimit.objects.select_for_update(of=("self",)) if lock else NodeLimit.objects.all()
-        return list(rows.filter(wanted).order_by(*order, "node__level", "node_id", "unit"))
+        return list(rows.filter(wanted).order_by(*order, "node_id", "unit"))
 
 
 def buckets_lock_by_id(*, bucket_ids: set[int]) -> dict[int, Bucket]:
