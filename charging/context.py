@@ -135,28 +135,28 @@ class _Device(NamedTuple):
     pk: int
     line_id: int
     parent_id: int | None
-    tree_id: int
     company_id: int
     personal_account_id: int | None
 
 
 def line_paths(*, line_ids: set[int]) -> dict[int, LinePath]:
-    """The paths of many lines in two queries: their device nodes, and their trees' inner
-    nodes to walk each path up. A line outside any company has none."""
+    """The paths of many lines: their device nodes, then the nodes above them one level at a
+    time (a query per level, of those nodes only). A line outside any company has none."""
     devices = {
         node.line_id: node
         for node in map(
             _Device._make,
             CostCentre.objects.filter(line_id__any=line_ids).values_list(
-                "pk", "line_id", "parent_id", "tree_id", "company_id", "personal_account_id"
+                "pk", "line_id", "parent_id", "company_id", "personal_account_id"
             ),
         )
     }
-    parents = dict(
-        CostCentre.objects.filter(tree_id__in={node.tree_id for node in devices.values()})
-        .exclude(kind=CostCentre.Kind.DEVICE)
-        .values_list("pk", "parent_id")
-    )
+    parents: dict[int, int | None] = {}
+    wanted = {node.parent_id for node in devices.values()} - {None}
+    while wanted:
+        level = dict(CostCentre.objects.filter(pk__any=wanted).values_list("pk", "parent_id"))
+        parents.update(level)
+        wanted = set(level.values()) - {None} - parents.keys()
     paths = {}
     for line_id, node in devices.items():
         node_ids = [node.pk]
