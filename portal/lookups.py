@@ -3,6 +3,10 @@
 Django prepares every element of an ``__in`` list on its own and sends one placeholder each;
 for the thousand ids of a charging batch that costs more than the query. PostgreSQL takes the
 whole list as one array parameter (``= ANY(%s)``); other databases get a plain ``IN``.
+
+Whole numbers and strings travel as one array literal (``'{1,2,3}'::bigint[]``): the driver
+adapts a list element by element, which for a thousand ids takes milliseconds, several times
+what building the literal does.
 """
 
 from django.db.models import Field, ForeignObject, Lookup
@@ -16,10 +20,29 @@ class AnyOf(Lookup):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         values = list(self.rhs)
         if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s)", [*lhs_params, values]
+            literal = array_literal(values)
+            if literal is None:
+                return f"{lhs} = ANY(%s)", [*lhs_params, values]
+            text, array_type = literal
+            return f"{lhs} = ANY(%s::{array_type})", [*lhs_params, text]
         if not values:
             return "1 = 0", list(lhs_params)
         return f"{lhs} IN ({', '.join(['%s'] * len(values))})", [*lhs_params, *values]
+
+
+def array_literal(values: list) -> tuple[str, str] | None:
+    """PostgreSQL's text form of an array of whole numbers or of strings, and its type;
+    ``None`` for any other values, or none (they go to the driver as a list)."""
+    if not values:
+        return None
+    if all(type(value) is int for value in values):
+        return "{" + ",".join(map(str, values)) + "}", "bigint[]"
+    if all(type(value) is str for value in values):
+        # Every element quoted (so that NULL or a comma is a string like any other), with its
+        # backslashes and quotes escaped.
+        quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+        return "{" + ",".join(quoted) + "}", "text[]"
+    return None
 
 
 Field.register_lookup(AnyOf)
