@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from charging import offline, services, shared_last
 from charging.models import Bucket, NodeLimit, Tariff, UsageEvent
@@ -136,6 +138,40 @@ def test_a_batch_its_allowances_do_not_cover_is_charged_the_locked_way_with_the_
 
     assert ways == ["all locked"]
     assert last == locked
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    pool=st.integers(1, 30),
+    own=st.integers(0, 6),
+    team=st.integers(1, 40),
+    policy=st.sampled_from(["block", "throttle", "overage"]),
+    quantities=st.lists(st.integers(1, 4), min_size=1, max_size=12),
+)
+def test_any_batch_books_the_same_whichever_way_it_is_charged(monkeypatch, pool, own, team, policy, quantities):
+    """Pools and allowances that do or do not cover the batch, limits of each policy reached or
+    not: charged shared rows last where it can be, the books are those of charging it with
+    every row locked first."""
+    with transaction.atomic():
+        tree = company_tree(lines=3, pool_units=pool * MB, credit=Decimal("100"))
+        Tariff.objects.create(name="Data", service=Service.DATA, price=Decimal("0.01"), per_units=MB, is_default=True)
+        if own:
+            bucket_grant(line=tree.lines[0], name="Own", unit=Unit.BYTES, quantity=own * MB, priority=10)
+        month = period_start(period="month", at=timezone.now())
+        overage = {"overage_price": Decimal("0.10"), "overage_per_units": MB} if policy == "overage" else {}
+        limit_on(tree.team, team * MB, on_exceed=policy, period_start=month, **overage)
+        limit_on(tree.devices[1], 3 * MB, period_start=month)
+        valid_since_yesterday()
+        event_ids = [
+            records(tree, count=1, quantity=quantity * MB, prefix=f"q{n}", lines=[tree.lines[n % 3]])[0]
+            for n, quantity in enumerate(quantities)
+        ]
+
+        last, _ = charged(event_ids, monkeypatch=monkeypatch, shared_rows_last=True)
+        locked, _ = charged(event_ids, monkeypatch=monkeypatch, shared_rows_last=False)
+
+        assert last == locked
+        transaction.set_rollback(True)
 
 
 @pytest.mark.postgres
