@@ -56,7 +56,7 @@ class BatchResult:
 
 
 def charging_batch_size() -> int:
-    return int(getattr(settings, "CHARGING_BATCH_SIZE", 500))
+    return int(getattr(settings, "CHARGING_BATCH_SIZE", 2000))
 
 
 def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
@@ -114,7 +114,11 @@ def _stored_events(*, source: str, payloads: list[dict]) -> dict[str, UsageEvent
     ids = {external_id for p in payloads if (external_id := usage_event_external_id(p)) is not None}
     if not ids:
         return {}
-    rows = UsageEvent.objects.filter(source=source, external_id__any=ids).only("pk", "external_id", "status", "errors")
+    rows = (
+        UsageEvent.objects.filter(source=source, external_id__any=ids)
+        .only("pk", "external_id", "status", "errors")
+        .order_by()  # in no order: a dictionary is made of them
+    )
     return {event.external_id: event for event in rows}
 
 

@@ -37,7 +37,12 @@ class Command(BaseCommand):
         parser.add_argument("--fanout", default="10,10,10", help="Cost centres per level below the root.")
         parser.add_argument("--workers", type=int, default=16)
         parser.add_argument("--seconds", type=float, default=5.0)
-        parser.add_argument("--offline-records", type=int, default=20_000)
+        parser.add_argument(
+            "--offline-records",
+            type=int,
+            default=60_000,
+            help="Enough for a sustained rate: filling and draining the pipeline of posts and workers is a fixed cost.",
+        )
         parser.add_argument(
             "--offline-workers",
             type=int,
