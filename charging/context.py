@@ -146,15 +146,15 @@ def line_paths(*, line_ids: set[int]) -> dict[int, LinePath]:
         node.line_id: node
         for node in map(
             _Device._make,
-            CostCentre.objects.filter(line_id__any=line_ids).values_list(
-                "pk", "line_id", "parent_id", "company_id", "personal_account_id"
-            ),
+            CostCentre.objects.filter(line_id__any=line_ids)
+            .order_by()
+            .values_list("pk", "line_id", "parent_id", "company_id", "personal_account_id"),
         )
     }
     parents: dict[int, int | None] = {}
     wanted = {node.parent_id for node in devices.values()} - {None}
     while wanted:
-        level = dict(CostCentre.objects.filter(pk__any=wanted).values_list("pk", "parent_id"))
+        level = dict(CostCentre.objects.filter(pk__any=wanted).order_by().values_list("pk", "parent_id"))
         parents.update(level)
         wanted = set(level.values()) - {None} - parents.keys()
     paths = {}
@@ -187,7 +187,8 @@ class TariffCache:
     """The tariffs of a set of lines, each read once: the line's rate plan's, else the default."""
 
     def __init__(self, *, line_ids: set[int]):
-        self.plan_of = dict(LineRatePlan.objects.filter(line_id__any=line_ids).values_list("line_id", "rate_plan_id"))
+        plans = LineRatePlan.objects.filter(line_id__any=line_ids).order_by()
+        self.plan_of = dict(plans.values_list("line_id", "rate_plan_id"))
         self._tariffs: dict[tuple[int | None, str], Tariff | None] = {}
         self._rates: dict[int, list[TariffRate]] = {}
 

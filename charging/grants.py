@@ -138,6 +138,7 @@ def usable_buckets_of(*, ctxs: list[ChargingContext]) -> set[int]:
         Bucket.objects.filter(holders, unit__in={ctx.unit for ctx in ctxs})
         .filter(Q(remaining__gt=F("reserved")) | Q(in_store__gt=0))  # a slice may be called back
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+        .order_by()
         .values_list("pk", flat=True)
     )
 

@@ -264,7 +264,7 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     events = batch_events_lock(event_ids=event_ids)
     if not events:
         return 0
-    found = Line.objects.filter(pk__any={e.line_id for e in events}).values_list("pk", "billing_account_id")
+    found = Line.objects.filter(pk__any={e.line_id for e in events}).order_by().values_list("pk", "billing_account_id")
     lines = {pk: LineKey(pk, account_id) for pk, account_id in found}
     now = timezone.now()
     keys = sorted({(e.line_id, e.service, e.zone) for e in events})

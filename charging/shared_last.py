@@ -80,7 +80,7 @@ def _lines_own_locked(*, ctxs: list[ChargingContext], at: datetime) -> tuple[Loc
             starts[limit.period] = period_start(period=limit.period, at=at)
         if limit.period_start != starts[limit.period]:
             raise SharedRowsMoved(f"limit {limit.pk} starts a new period: it is rolled with its row locked")
-    buckets = {b.pk: b for b in Bucket.objects.filter(pk__any=usable_buckets_of(ctxs=ctxs))}
+    buckets = {b.pk: b for b in Bucket.objects.filter(pk__any=usable_buckets_of(ctxs=ctxs)).order_by()}
     locked = Locked(limits=own + shared, buckets=buckets, money_accounts=set(), at=at)
     return locked, {limit.pk for limit in own}
 

@@ -130,5 +130,5 @@ def usage_record_parse(
 def lines_by_msisdn(payloads: list[dict]) -> dict[str, BatchLine]:
     """The lines a batch of records names, in one query."""
     msisdns = {p.get("msisdn") for p in payloads if isinstance(p.get("msisdn"), str)}
-    rows = Line.objects.filter(msisdn__any=msisdns).values_list("msisdn", "pk", "status")
+    rows = Line.objects.filter(msisdn__any=msisdns).order_by().values_list("msisdn", "pk", "status")
     return {msisdn: BatchLine(pk, status) for msisdn, pk, status in rows}
