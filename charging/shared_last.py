@@ -6,7 +6,7 @@ batch is first charged on the shared rows *as read*: its lines' own limits are l
 record is decided and everything that is the batch's own is written (its records, its lines'
 limits, its ledger entries). Only then are the shared rows locked, checked that each decision
 still stands on their current values, and moved by what the batch drew: a worker holds them
-for a few milliseconds, not for the whole batch.
+for the batch's last few statements, not for the whole batch.
 
 The decisions are the allowance shortcut's (``AllowanceShortcut``): a record covered whole by
 the first allowance on its path that has units left. They stand when every allowance the batch
