@@ -56,7 +56,7 @@ class BatchResult:
 
 
 def charging_batch_size() -> int:
-    return int(getattr(settings, "CHARGING_BATCH_SIZE", 2000))
+    return settings.CHARGING_BATCH_SIZE  # the one default is in the settings
 
 
 def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
