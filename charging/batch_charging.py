@@ -20,10 +20,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from charging.context import ChargingContext
-from charging.grants import Locked, buckets_on_path, path_limits
+from charging.grants import Locked, buckets_of_line, limits_on_path
 from charging.locks import usage_events_lock_values
 from charging.models import Bucket, LedgerEntry, NodeLimit, UsageEvent
 from charging.row_updates import rows_insert, rows_update
+from charging.units import SERVICE_UNIT
 
 _NO_MONEY = Decimal(0)
 
@@ -81,22 +82,32 @@ def batch_events_save(events: list[BatchEvent]) -> None:
 
 
 class AllowanceShortcut:
-    """Charges a record of one context that one allowance covers whole, with no money and no
-    limit policy involved: the allowance moves, every limit on the path counts it, and the
-    batch's posting counts the draw. ``charge`` says ``False`` (and changes nothing) for any
-    other record."""
+    """Charges a record of one line and service that one allowance covers whole, with no money
+    and no limit policy involved: the allowance moves, every limit on the path counts it, and
+    the batch's posting counts the draw. ``charge`` says ``False`` (and changes nothing) for
+    any other record.
 
-    def __init__(self, *, ctx: ChargingContext, locked: Locked):
-        self.ctx = ctx
-        self.locked = locked
-        # A line that may be steered to a personal account is charged the full way: its payer
-        # depends on each record's time.
-        self.enabled = ctx.personal_account_id is None
-        self.limits: list[NodeLimit] = path_limits(ctx=ctx, locked=locked) if self.enabled else []
+    ``path_ids``: the line's path in the cost-centre tree, root first; ``at``: the batch's
+    first record (the allowances' draw order by expiry)."""
+
+    def __init__(self, *, line_id: int, path_ids: list[int], service: str, at: datetime, locked: Locked):
+        unit = SERVICE_UNIT[service]
+        self.enabled = True
+        self.limits: list[NodeLimit] = limits_on_path(locked=locked, path_ids=path_ids, unit=unit)
         self.soft = [limit for limit in self.limits if limit.on_exceed != NodeLimit.OnExceed.BLOCK]
         # Which allowances a record may draw on depends on its time only through their validity.
-        self.buckets: list[Bucket] = buckets_on_path(ctx=ctx, locked=locked)
-        self.reason = f"{ctx.service} usage"
+        self.buckets: list[Bucket] = buckets_of_line(
+            locked=locked, line_id=line_id, path_ids=path_ids, unit=unit, at=at
+        )
+        self.reason = f"{service} usage"
+
+    @classmethod
+    def of_context(cls, *, ctx: ChargingContext, locked: Locked) -> "AllowanceShortcut":
+        shortcut = cls(line_id=ctx.line.pk, path_ids=ctx.path_ids, service=ctx.service, at=ctx.at, locked=locked)
+        # A line that may be steered to a personal account is charged the full way: its payer
+        # depends on each record's time.
+        shortcut.enabled = ctx.personal_account_id is None
+        return shortcut
 
     def charge(self, event: BatchEvent, posting: "BatchPosting") -> bool:
         if not self.enabled:

@@ -74,13 +74,18 @@ def context_at(ctx: ChargingContext, at: datetime) -> ChargingContext:
 
 
 def charging_contexts(
-    *, requests: list[tuple[ChargedLine, str, str, datetime]], session_id: int | None = None
+    *,
+    requests: list[tuple[ChargedLine, str, str, datetime]],
+    session_id: int | None = None,
+    paths: "dict[int, LinePath] | None" = None,
 ) -> list[ChargingContext]:
     """Contexts for many usages at once, in a handful of queries whatever their number: the
     device nodes of the lines, their trees' inner nodes (to walk each path up), the
-    companies' steering rules and the tariffs."""
+    companies' steering rules and the tariffs. ``paths``: the lines' paths, if the caller
+    has read them (``line_paths``)."""
     line_ids = {line.pk for line, *_ in requests}
-    paths = line_paths(line_ids=line_ids)
+    if paths is None:
+        paths = line_paths(line_ids=line_ids)
     rules: dict[int, list[SteeringRule]] = {}
     for rule in SteeringRule.objects.filter(company_id__in={path.company_id for path in paths.values()}):
         rules.setdefault(rule.company_id, []).append(rule)

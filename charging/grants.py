@@ -129,13 +129,22 @@ class GrantPlan:
 def usable_buckets_of(*, ctxs: list[ChargingContext]) -> set[int]:
     """Allowances any of these usages may draw on now, in one query (read without a lock;
     each charge re-checks its own once locked)."""
-    at = min(ctx.at for ctx in ctxs)
-    holders = Q(line_id__any={ctx.line.pk for ctx in ctxs})
-    node_ids = {node for ctx in ctxs for node in ctx.path_ids}
+    return usable_buckets(
+        line_ids={ctx.line.pk for ctx in ctxs},
+        node_ids={node for ctx in ctxs for node in ctx.path_ids},
+        units={ctx.unit for ctx in ctxs},
+        at=min(ctx.at for ctx in ctxs),
+    )
+
+
+def usable_buckets(*, line_ids: set[int], node_ids: set[int], units: set[str], at: datetime) -> set[int]:
+    """Allowances of these lines and nodes, in these units, with units left at ``at`` or
+    later (see ``usable_buckets_of``)."""
+    holders = Q(line_id__any=line_ids)
     if node_ids:
         holders |= Q(cost_centre_id__any=node_ids)
     return set(
-        Bucket.objects.filter(holders, unit__in={ctx.unit for ctx in ctxs})
+        Bucket.objects.filter(holders, unit__in=units)
         .filter(Q(remaining__gt=F("reserved")) | Q(in_store__gt=0))  # a slice may be called back
         .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
         .order_by()
@@ -386,7 +395,11 @@ def path_limits(*, ctx: ChargingContext, locked: Locked) -> list[NodeLimit]:
     """The locked limits that apply to this usage: on the line's path, of its unit."""
     if ctx.steered_personal:
         return []
-    return [limit for node in ctx.path_ids for limit in locked.limits_by_node.get(node, ()) if limit.unit == ctx.unit]
+    return limits_on_path(locked=locked, path_ids=ctx.path_ids, unit=ctx.unit)
+
+
+def limits_on_path(*, locked: Locked, path_ids: list[int], unit: str) -> list[NodeLimit]:
+    return [limit for node in path_ids for limit in locked.limits_by_node.get(node, ()) if limit.unit == unit]
 
 
 def _why_short(*, ctx: ChargingContext, limits: list[NodeLimit], plan: GrantPlan, allowed: int) -> str:
@@ -404,12 +417,18 @@ def buckets_on_path(*, ctx: ChargingContext, locked: Locked) -> list[Bucket]:
     validity at the usage's own time), in the order they are drawn from."""
     if ctx.steered_personal:
         return []
+    return buckets_of_line(locked=locked, line_id=ctx.line.pk, path_ids=ctx.path_ids, unit=ctx.unit, at=ctx.at)
+
+
+def buckets_of_line(*, locked: Locked, line_id: int, path_ids: list[int], unit: str, at: datetime) -> list[Bucket]:
+    """The line's own allowances and the pools on its path, of a unit, in the order they are
+    drawn from at ``at`` (see ``buckets_on_path``)."""
     holders = locked.buckets_by_holder()
-    on_path = [*holders.get(("line", ctx.line.pk), ())]
-    for node in ctx.path_ids:
+    on_path = [*holders.get(("line", line_id), ())]
+    for node in path_ids:
         on_path.extend(holders.get(("node", node), ()))
-    of_unit = [bucket for bucket in on_path if bucket.unit == ctx.unit]
-    return sorted(of_unit, key=bucket_draw_order(ctx.at)) if len(of_unit) > 1 else of_unit
+    of_unit = [bucket for bucket in on_path if bucket.unit == unit]
+    return sorted(of_unit, key=bucket_draw_order(at)) if len(of_unit) > 1 else of_unit
 
 
 def bucket_draw_order(at: datetime):

@@ -17,7 +17,7 @@ from charging.batch_charging import (
     batch_events_lock,
     batch_events_save,
 )
-from charging.context import ChargingContext, LineKey, charging_contexts, context_at
+from charging.context import LineKey, LinePath, charging_contexts, context_at, line_paths
 from charging.grants import lock_for_batch
 from charging.locks import money_balance_lock, usage_event_lock
 from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
@@ -266,33 +266,33 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
         return 0
     found = Line.objects.filter(pk__any={e.line_id for e in events}).order_by().values_list("pk", "billing_account_id")
     lines = {pk: LineKey(pk, account_id) for pk, account_id in found}
+    paths = line_paths(line_ids=set(lines))
     now = timezone.now()
-    keys = sorted({(e.line_id, e.service, e.zone) for e in events})
-    first = min(e.occurred_at for e in events)
-    contexts = dict(
-        zip(
-            keys, charging_contexts(requests=[(lines[line], svc, zone, first) for line, svc, zone in keys]), strict=True
-        )
-    )
     try:
         with transaction.atomic():
-            batch_charge_shared_last(events=events, contexts=contexts, now=now)
+            batch_charge_shared_last(events=events, paths=paths, now=now)
     except SharedRowsMoved:
         events = batch_events_lock(event_ids=event_ids)  # as they were before the attempt
-        _batch_charge_all_locked(events=events, contexts=contexts, now=now)
+        _batch_charge_all_locked(events=events, lines=lines, paths=paths, now=now)
     live.changed_on_commit(
-        line_ids=[ctx.line.pk for ctx in contexts.values()],
-        node_ids=[node for ctx in contexts.values() for node in ctx.cost_centre_ids],
-        line_accounts={ctx.line.pk: ctx.line.billing_account_id for ctx in contexts.values()},
+        line_ids=lines,
+        node_ids=[node for path in paths.values() for node in path.node_ids[:-1]],
+        line_accounts={pk: line.billing_account_id for pk, line in lines.items()},
     )
     return len(events)
 
 
-def _batch_charge_all_locked(*, events: list[BatchEvent], contexts: dict[tuple, ChargingContext], now: datetime):
+def _batch_charge_all_locked(
+    *, events: list[BatchEvent], lines: dict[int, LineKey], paths: dict[int, LinePath], now: datetime
+) -> None:
     """Charges a batch with every row it may touch locked first: any record, the full plan
     for those the allowance shortcut does not cover."""
+    keys = sorted({(e.line_id, e.service, e.zone) for e in events})
+    first = min(e.occurred_at for e in events)
+    requests = [(lines[line], service, zone, first) for line, service, zone in keys]
+    contexts = dict(zip(keys, charging_contexts(requests=requests, paths=paths), strict=True))
     locked = lock_for_batch(ctxs=list(contexts.values()), at=now)
-    shortcuts = {key: AllowanceShortcut(ctx=ctx, locked=locked) for key, ctx in contexts.items()}
+    shortcuts = {key: AllowanceShortcut.of_context(ctx=ctx, locked=locked) for key, ctx in contexts.items()}
     posting = BatchPosting(events)
     used_in_batch: dict[tuple[int, str], int] = {}  # earlier records of the batch count towards volume tiers
     for event in sorted(events, key=lambda e: (e.occurred_at, e.pk)):

@@ -21,33 +21,45 @@ with every row locked from the start.
 from datetime import datetime
 
 from charging.batch_charging import AllowanceShortcut, BatchEvent, BatchPosting, batch_events_save
-from charging.context import ChargingContext
-from charging.grants import Locked, limit_periods_roll, path_nodes_by_unit, usable_buckets_of
-from charging.locks import NodeLimitsLock, buckets_lock_by_id
+from charging.context import LinePath
+from charging.grants import Locked, limit_periods_roll, usable_buckets
+from charging.locks import LimitRow, NodeLimitsLock, buckets_lock_by_id
 from charging.models import Bucket, NodeLimit, UsageEvent
 from charging.periods import period_start
 from charging.row_updates import rows_update
 from charging.thresholds import thresholds_check
+from charging.units import SERVICE_UNIT
 
 
 class SharedRowsMoved(Exception):
     """A decision taken on the shared rows as read may not stand: charge with them locked."""
 
 
-def batch_charge_shared_last(
-    *, events: list[BatchEvent], contexts: dict[tuple, ChargingContext], now: datetime
-) -> None:
-    """Charges the batch's records (``contexts``: by line, service and zone), the shared rows
-    locked last (see the module's docstring). Raises ``SharedRowsMoved`` when that cannot be
-    done; the caller rolls back what was written."""
-    ctxs = list(contexts.values())
-    if any(ctx.personal_account_id is not None for ctx in ctxs):
+def batch_charge_shared_last(*, events: list[BatchEvent], paths: dict[int, LinePath], now: datetime) -> None:
+    """Charges the batch's records (``paths``: their lines' paths in the cost-centre tree, by
+    line; a line outside any company has none), the shared rows locked last (see the module's
+    docstring). It needs no tariff: a record it charges is covered by an allowance, and one it
+    cannot charge so sends the batch the full way. Raises ``SharedRowsMoved`` when that cannot
+    be done; the caller rolls back what was written."""
+    if any(path.personal_account_id is not None for path in paths.values()):
         raise SharedRowsMoved("a line may be steered to a personal account: its payer is decided per record")
-    locked, own_limit_ids = _lines_own_locked(ctxs=ctxs, at=now)
-    shortcuts = {key: AllowanceShortcut(ctx=ctx, locked=locked) for key, ctx in contexts.items()}
+    first = min(e.occurred_at for e in events)
+    locked, own_limit_ids = _lines_own_locked(events=events, paths=paths, at=now, first=first)
+    shortcuts: dict[tuple[int, str], AllowanceShortcut] = {}
     posting = BatchPosting(events)
     for event in sorted(events, key=lambda e: (e.occurred_at, e.pk)):
-        if not shortcuts[(event.line_id, event.service, event.zone)].charge(event, posting):
+        key = (event.line_id, event.service)
+        shortcut = shortcuts.get(key)
+        if shortcut is None:
+            path = paths.get(event.line_id)
+            shortcut = shortcuts[key] = AllowanceShortcut(
+                line_id=event.line_id,
+                path_ids=path.node_ids if path else [],
+                service=event.service,
+                at=first,
+                locked=locked,
+            )
+        if not shortcut.charge(event, posting):
             raise SharedRowsMoved(f"record {event.pk} needs the full plan")
         event.status = UsageEvent.Status.CHARGED
         event.charged_at = now
@@ -65,27 +77,39 @@ def batch_charge_shared_last(
     thresholds_check(buckets=buckets, limits=limits, at=last)
 
 
-def _lines_own_locked(*, ctxs: list[ChargingContext], at: datetime) -> tuple[Locked, set[int]]:
+def _lines_own_locked(
+    *, events: list[BatchEvent], paths: dict[int, LinePath], at: datetime, first: datetime
+) -> tuple[Locked, set[int]]:
     """The lines' own limits locked (and rolled to the current period); the shared limits and
     the allowances only read. Returns them as one ``Locked`` (its ``as_read``: what was read),
-    and the keys of the limits locked."""
-    own_node_ids = {ctx.path_ids[-1] for ctx in ctxs if ctx.path_ids}
-    limits_lock = NodeLimitsLock(nodes_by_unit=path_nodes_by_unit(ctxs))
-    own = limits_lock.lines_own(own_node_ids=own_node_ids)
+    and the keys of the limits locked. Limits are read as ``LimitRow`` values."""
+    nodes_by_unit: dict[str, set[int]] = {}
+    for line_id, service in {(e.line_id, e.service) for e in events}:
+        path = paths.get(line_id)
+        nodes_by_unit.setdefault(SERVICE_UNIT[service], set()).update(path.node_ids if path else ())
+    own_node_ids = {path.node_ids[-1] for path in paths.values()}
+    limits_lock = NodeLimitsLock(nodes_by_unit=nodes_by_unit)
+    own = limits_lock.lines_own(own_node_ids=own_node_ids, as_rows=True)
     limit_periods_roll(limits=own, at=at)
-    shared = limits_lock.shared(own_node_ids=own_node_ids, lock=False)
+    shared = limits_lock.shared(own_node_ids=own_node_ids, lock=False, as_rows=True)
     starts: dict[str, datetime] = {}
     for limit in shared:
         if limit.period not in starts:
             starts[limit.period] = period_start(period=limit.period, at=at)
         if limit.period_start != starts[limit.period]:
             raise SharedRowsMoved(f"limit {limit.pk} starts a new period: it is rolled with its row locked")
-    buckets = {b.pk: b for b in Bucket.objects.filter(pk__any=usable_buckets_of(ctxs=ctxs)).order_by()}
+    bucket_ids = usable_buckets(
+        line_ids={e.line_id for e in events},
+        node_ids={node for nodes in nodes_by_unit.values() for node in nodes},
+        units=set(nodes_by_unit),
+        at=first,
+    )
+    buckets = {b.pk: b for b in Bucket.objects.filter(pk__any=bucket_ids).order_by()}
     locked = Locked(limits=own + shared, buckets=buckets, money_accounts=set(), at=at)
     return locked, {limit.pk for limit in own}
 
 
-def _shared_rows_settle(*, locked: Locked, own_limit_ids: set[int]) -> tuple[list[NodeLimit], list[Bucket]]:
+def _shared_rows_settle(*, locked: Locked, own_limit_ids: set[int]) -> tuple[list[LimitRow], list[Bucket]]:
     """Locks the shared rows the batch read, in the global order; checks that its decisions
     stand on their current values; moves them by what the batch counted and drew. Returns
     the rows moved, as they are now."""
@@ -94,7 +118,8 @@ def _shared_rows_settle(*, locked: Locked, own_limit_ids: set[int]) -> tuple[lis
     for limit in shared:
         nodes_by_unit.setdefault(limit.unit, set()).add(limit.node_id)
     current_limits = {
-        limit.pk: limit for limit in NodeLimitsLock(nodes_by_unit=nodes_by_unit).shared(own_node_ids=set())
+        limit.pk: limit
+        for limit in NodeLimitsLock(nodes_by_unit=nodes_by_unit).shared(own_node_ids=set(), as_rows=True)
     }
     current_buckets = buckets_lock_by_id(bucket_ids=set(locked.buckets))
 

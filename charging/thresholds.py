@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from charging.live import line_group, node_group
+from charging.locks import LimitRow
 from charging.models import Bucket, NodeLimit, ThresholdNotice
 from charging.units import Unit, format_units
 from enterprise.models import CostCentre, ManagerAssignment
@@ -35,7 +36,7 @@ def bucket_thresholds() -> tuple[int, ...]:
     return tuple(getattr(settings, "CHARGING_THRESHOLDS", DEFAULT_THRESHOLDS))
 
 
-def limit_thresholds(limit: NodeLimit) -> tuple[int, ...]:
+def limit_thresholds(limit: NodeLimit | LimitRow) -> tuple[int, ...]:
     return tuple(limit.thresholds or DEFAULT_THRESHOLDS)
 
 
@@ -46,7 +47,9 @@ def _crossed(thresholds: Iterable[int], used: int, of: int) -> list[int]:
     return sorted({int(t) for t in thresholds if 0 < int(t) <= percent})
 
 
-def thresholds_check(*, buckets: Iterable[Bucket], limits: Iterable[NodeLimit], at: datetime) -> list[ThresholdNotice]:
+def thresholds_check(
+    *, buckets: Iterable[Bucket], limits: Iterable[NodeLimit | LimitRow], at: datetime
+) -> list[ThresholdNotice]:
     """Records every threshold the given buckets and limits have now reached and not yet
     noticed this period; returns the new notices.
 
@@ -72,7 +75,7 @@ def thresholds_check(*, buckets: Iterable[Bucket], limits: Iterable[NodeLimit], 
         for percent in _crossed(limit_thresholds(limit), limit.used, limit.limit):
             wanted.append(
                 ThresholdNotice(
-                    limit=limit,
+                    limit_id=limit.pk,  # a NodeLimit or a batch's LimitRow
                     percent=percent,
                     period_start=limit.period_start,
                     used=limit.used,
