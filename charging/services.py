@@ -15,6 +15,7 @@ from charging.batch_charging import (
     BatchEvent,
     BatchPosting,
     batch_events_lock,
+    batch_events_mark_covered,
     batch_events_save,
 )
 from charging.context import LineKey, LinePath, charging_contexts, context_at, line_paths
@@ -261,29 +262,42 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     (``charging.shared_last``), so batches of different lines charge side by side; any other
     batch, or one whose shared rows moved meanwhile, with every row locked first.
     """
-    events = batch_events_lock(event_ids=event_ids)
-    if not events:
-        return 0
-    found = Line.objects.filter(pk__any={e.line_id for e in events}).order_by().values_list("pk", "billing_account_id")
-    lines = {pk: LineKey(pk, account_id) for pk, account_id in found}
-    paths = line_paths(line_ids=set(lines))
     now = timezone.now()
     try:
         with transaction.atomic():
-            batch_charge_shared_last(events=events, paths=paths, now=now)
+            events = batch_events_mark_covered(event_ids=event_ids, now=now)
+            lines, paths = _lines_of(events)
+            if events:
+                batch_charge_shared_last(events=events, paths=paths, queued=event_ids, now=now)
     except SharedRowsMoved:
-        events = batch_events_lock(event_ids=event_ids)  # as they were before the attempt
-        _batch_charge_all_locked(events=events, lines=lines, paths=paths, now=now)
-    live.changed_on_commit(
-        line_ids=lines,
-        node_ids=[node for path in paths.values() for node in path.node_ids[:-1]],
-        line_accounts={pk: line.billing_account_id for pk, line in lines.items()},
-    )
+        # Rolled back: the records are as they were before the attempt (the lines, still read).
+        events = batch_events_lock(event_ids=event_ids)
+        _batch_charge_all_locked(events=events, lines=lines, paths=paths, queued=event_ids, now=now)
+    if events:
+        live.changed_on_commit(
+            line_ids=lines,
+            node_ids=[node for path in paths.values() for node in path.node_ids[:-1]],
+            line_accounts={pk: line.billing_account_id for pk, line in lines.items()},
+        )
     return len(events)
 
 
+def _lines_of(events: list[BatchEvent]) -> tuple[dict[int, LineKey], dict[int, LinePath]]:
+    """The batch's lines (key and account) and their paths in the cost-centre tree."""
+    if not events:
+        return {}, {}
+    found = Line.objects.filter(pk__any={e.line_id for e in events}).order_by().values_list("pk", "billing_account_id")
+    lines = {pk: LineKey(pk, account_id) for pk, account_id in found}
+    return lines, line_paths(line_ids=set(lines))
+
+
 def _batch_charge_all_locked(
-    *, events: list[BatchEvent], lines: dict[int, LineKey], paths: dict[int, LinePath], now: datetime
+    *,
+    events: list[BatchEvent],
+    lines: dict[int, LineKey],
+    paths: dict[int, LinePath],
+    queued: list[int],
+    now: datetime,
 ) -> None:
     """Charges a batch with every row it may touch locked first: any record, the full plan
     for those the allowance shortcut does not cover."""
@@ -293,7 +307,7 @@ def _batch_charge_all_locked(
     contexts = dict(zip(keys, charging_contexts(requests=requests, paths=paths), strict=True))
     locked = lock_for_batch(ctxs=list(contexts.values()), at=now)
     shortcuts = {key: AllowanceShortcut.of_context(ctx=ctx, locked=locked) for key, ctx in contexts.items()}
-    posting = BatchPosting(events)
+    posting = BatchPosting(events, queued=queued)
     used_in_batch: dict[tuple[int, str], int] = {}  # earlier records of the batch count towards volume tiers
     for event in sorted(events, key=lambda e: (e.occurred_at, e.pk)):
         key = (event.line_id, event.service, event.zone)

@@ -19,12 +19,13 @@ with every row locked from the start.
 """
 
 from datetime import datetime
+from operator import attrgetter
 
-from charging.batch_charging import AllowanceShortcut, BatchEvent, BatchPosting, batch_events_save
+from charging.batch_charging import AllowanceShortcut, BatchEvent, BatchPosting
 from charging.context import LinePath
 from charging.grants import Locked, limit_periods_roll, usable_buckets
 from charging.locks import LimitRow, NodeLimitsLock, buckets_lock_by_id
-from charging.models import Bucket, NodeLimit, UsageEvent
+from charging.models import Bucket, NodeLimit
 from charging.periods import period_start
 from charging.row_updates import rows_update
 from charging.thresholds import thresholds_check
@@ -35,19 +36,23 @@ class SharedRowsMoved(Exception):
     """A decision taken on the shared rows as read may not stand: charge with them locked."""
 
 
-def batch_charge_shared_last(*, events: list[BatchEvent], paths: dict[int, LinePath], now: datetime) -> None:
-    """Charges the batch's records (``paths``: their lines' paths in the cost-centre tree, by
-    line; a line outside any company has none), the shared rows locked last (see the module's
-    docstring). It needs no tariff: a record it charges is covered by an allowance, and one it
-    cannot charge so sends the batch the full way. Raises ``SharedRowsMoved`` when that cannot
-    be done; the caller rolls back what was written."""
+def batch_charge_shared_last(
+    *, events: list[BatchEvent], paths: dict[int, LinePath], queued: list[int], now: datetime
+) -> None:
+    """Charges the batch's records, already marked charged as covered by the allowances
+    (``batch_events_mark_covered``), the shared rows locked last (see the module's docstring).
+    ``paths``: the lines' paths in the cost-centre tree, by line (a line outside any company
+    has none); ``queued``: the keys the batch was queued with. It needs no tariff: a record it
+    charges is covered by an allowance, and one it cannot charge so sends the batch the full
+    way. Raises ``SharedRowsMoved`` when that cannot be done; the caller rolls back what was
+    written."""
     if any(path.personal_account_id is not None for path in paths.values()):
         raise SharedRowsMoved("a line may be steered to a personal account: its payer is decided per record")
     first = min(e.occurred_at for e in events)
     locked, own_limit_ids = _lines_own_locked(events=events, paths=paths, at=now, first=first)
     shortcuts: dict[tuple[int, str], AllowanceShortcut] = {}
-    posting = BatchPosting(events)
-    for event in sorted(events, key=lambda e: (e.occurred_at, e.pk)):
+    posting = BatchPosting(events, queued=queued)
+    for event in sorted(events, key=attrgetter("occurred_at", "pk")):
         key = (event.line_id, event.service)
         shortcut = shortcuts.get(key)
         if shortcut is None:
@@ -61,15 +66,11 @@ def batch_charge_shared_last(*, events: list[BatchEvent], paths: dict[int, LineP
             )
         if not shortcut.charge(event, posting):
             raise SharedRowsMoved(f"record {event.pk} needs the full plan")
-        event.status = UsageEvent.Status.CHARGED
-        event.charged_at = now
-        event.ledger_reference = posting.reference
     last = max(e.occurred_at for e in events)
     own_limits = [limit for limit in locked.limits if limit.pk in own_limit_ids]
     counted = [limit for limit in own_limits if limit.used != locked.as_read[("limit", limit.pk)][0]]
     rows_update(NodeLimit, counted, ["used"])
     posting.save()
-    batch_events_save(events)
     # A notice of a line's own limit is only ever written under that limit's lock, held here.
     thresholds_check(buckets=(), limits=own_limits, at=last)
 
