@@ -21,6 +21,8 @@ from typing import Any
 from django.db import connection, models
 from django.utils import timezone
 
+from portal.lookups import array_literal
+
 
 def rows_update(model: type[models.Model], rows: Sequence[Any], fields: list[str]) -> None:
     """Sets ``fields`` of every row in ``rows`` to the rows' in-memory values (``rows``: model
@@ -47,8 +49,14 @@ def rows_update(model: type[models.Model], rows: Sequence[Any], fields: list[str
     assignments = ", ".join(f"{name} = v.{name}" for name in names)
     # Only quoted identifiers and types from the model's metadata are formatted into statements;
     # values are parameters or copied data.
+    literals = [array_literal(column_values) for column_values in values]
     with connection.cursor() as cursor:
-        if len(rows) >= COPY_FROM:
+        if all(literals):
+            # Whole numbers and strings (counters, mostly): one array literal per column is
+            # cheaper than a staging table however many rows (see ``portal.lookups``).
+            arrays = ", ".join(f"%s::{array_type}" for _, array_type in literals)
+            source, params = f"unnest({arrays})", [text for text, _ in literals]
+        elif len(rows) >= COPY_FROM:
             definition = ", ".join(f"{name} {t}" for name, t in zip(["id", *names], [pk_type, *types], strict=True))
             # Named by what it holds: one per table and set of columns (names have a length limit).
             signature = hashlib.sha256(f"{table} {definition}".encode()).hexdigest()[:16]

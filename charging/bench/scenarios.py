@@ -26,7 +26,6 @@ from charging.services import bucket_grant
 from charging.units import Unit
 from enterprise.models import CostCentre
 from portal.celery import app as celery_app
-from portal.heap import startup_heap_freeze
 from portal.processes import celery_worker
 
 MB = 1024**2
@@ -159,9 +158,6 @@ def offline_run(*, company: PooledCompany, count: int, batch: int, workers: int,
     Redis as the broker), else by the tasks run in this process after each post."""
     records = offline_records(company=company, count=count, prefix=prefix, quantity=MB)
     warm_up = offline_records(company=company, count=10, prefix="warm-up", quantity=MB)
-    # This process posts as the portal's server would; like it (``portal.asgi``), it keeps
-    # what it holds from before (the company, the records to post) out of the collector's walks.
-    startup_heap_freeze()
     with _charging_workers(workers if settings.REDIS_URL else 0) as started:
         _post(warm_up, batch=batch)  # the workers are up and connected once these are charged
         _wait_until_charged(workers=started)

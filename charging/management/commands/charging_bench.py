@@ -27,6 +27,7 @@ from charging.quota import quota_store_enabled, store
 from charging.quota.slices import slices_mismatches, slices_return
 from charging.quota.store import quota_store_clear
 from charging.selectors import ledger_mismatches
+from portal.heap import startup_heap_freeze
 
 
 class Command(BaseCommand):
@@ -84,6 +85,10 @@ class Command(BaseCommand):
         company = pooled_company_build(lines=options["lines"], fanout=fanout, pool_units=1024 * 1024 * MB)
         took = time.perf_counter() - started
         say(f"built a company of {options['lines']:,} lines, limits on every node, in {took:.1f} s")
+        # From here on this process, and those it forks, charge as the portal's server and
+        # workers would; like them (``portal.heap``), they keep what they hold from before
+        # (here: the company they charge) out of the garbage collector's walks.
+        startup_heap_freeze()
 
         if quota_store_enabled():
             started = time.perf_counter()
