@@ -7,13 +7,16 @@ charges can never wait on each other in a cycle. On SQLite ``select_for_update``
 its IMMEDIATE transactions serialise writers.
 """
 
+import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db.models import BooleanField, ExpressionWrapper, Q, TextField
+from django.db.models.functions import Cast
 
 from charging.models import Bucket, ChargingSession, MoneyBalance, NodeLimit, UsageEvent
 
@@ -44,14 +47,21 @@ class LimitRow:
     on_exceed: str
     overage_price: Decimal | None
     overage_per_units: int | None
-    thresholds: list
+    thresholds: tuple[int, ...]  # as read: the same percentages for every limit that has them
 
     @property
     def headroom(self) -> int:
         return self.limit - self.used - self.reserved
 
 
-_LIMIT_ROW_FIELDS = tuple(LimitRow.__slots__)
+_LIMIT_ROW_FIELDS = tuple(LimitRow.__slots__)[:-1]  # and the thresholds, read as text
+
+
+@functools.lru_cache(maxsize=256)
+def _thresholds(text: str) -> tuple[int, ...]:
+    """A limit's thresholds from their JSON text: most limits share a few settings (most
+    often none), so each is parsed once, not once per limit."""
+    return tuple(json.loads(text))
 
 
 def node_limits_lock(*, nodes_by_unit: dict[str, set[int]], limit_ids: set[int] = frozenset()) -> list[NodeLimit]:
@@ -115,7 +125,9 @@ class NodeLimitsLock:
         rows = NodeLimit.objects.select_for_update(of=("self",)) if lock else NodeLimit.objects.all()
         rows = rows.filter(wanted).order_by(*order, "node_id", "unit")
         if as_rows:
-            return [LimitRow(*values) for values in rows.values_list(*_LIMIT_ROW_FIELDS)]
+            values = rows.annotate(thresholds_text=Cast("thresholds", TextField()))
+            read = values.values_list(*_LIMIT_ROW_FIELDS, "thresholds_text")
+            return [LimitRow(*row, _thresholds(text)) for *row, text in read]
         return list(rows)
 
 
