@@ -4,12 +4,13 @@ fields not named take their model defaults."""
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from charging import row_updates
-from charging.models import UsageEvent
+from charging.models import Bucket, MoneyBalance, NodeLimit, UsageEvent
 from charging.row_updates import rows_insert, rows_update
 from tests.factories import LineFactory
+from tests.services import require_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +93,14 @@ def test_a_duplicate_in_a_big_batch_is_an_integrity_error(by_copy):
         rows_insert(UsageEvent, ("source", "external_id"), [("test", "new"), ("test", "twin")])
 
     assert not UsageEvent.objects.filter(external_id="new").exists()
+
+
+@pytest.mark.postgres
+def test_counter_tables_leave_room_on_their_pages_for_updated_rows():
+    """So that rewriting a counter is a same-page ("HOT") update, not one through every index."""
+    require_postgres()
+    tables = [model._meta.db_table for model in (NodeLimit, Bucket, MoneyBalance)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)", [tables])
+        options = dict(cursor.fetchall())
+    assert options == {table: ["fillfactor=50"] for table in tables}
