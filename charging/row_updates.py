@@ -88,7 +88,8 @@ def _copy(cursor, sql: str, rows: Iterable[Sequence[Any]], constants: Sequence[A
     the same ``constants`` (written out once). The driver's copy bypasses Django's cursor, so
     its errors are translated here (a unique violation is an ``IntegrityError`` like any other)."""
     end = "".join("\t" + _copy_value(value) for value in constants) + "\n"
-    text = io.StringIO("".join("\t".join(map(_copy_value, row)) + end for row in rows))
+    columns = [_column_text(values) for values in zip(*rows, strict=True)]
+    text = io.StringIO("".join("\t".join(values) + end for values in zip(*columns, strict=True)))
     with connection.wrap_database_errors:
         cursor.copy_expert(sql, text)
 
@@ -105,6 +106,20 @@ _AS_TEXT = {
     datetime: datetime.isoformat,
     type(None): lambda value: "\\N",
 }
+
+
+def _column_text(values: Sequence[Any]) -> Iterable[str]:
+    """A column's values as ``COPY`` text. A column nearly always holds values of one type:
+    then they are converted in one pass, at the speed of the conversion itself."""
+    kinds = set(map(type, values))
+    kind = kinds.pop() if len(kinds) == 1 else None
+    if kind is str:
+        return map(_AS_TEXT[str], values) if any(map(_NEEDS_ESCAPES.search, values)) else values
+    if kind in (int, Decimal):
+        return map(str, values)
+    if kind is datetime:
+        return map(datetime.isoformat, values)
+    return map(_copy_value, values)  # mixed (nulls among them), or of another type
 
 
 def _copy_value(value: Any) -> str:
