@@ -5,11 +5,19 @@
 -- repeats and the settlement appended to the log for the database.
 --
 -- KEYS: session, answer, log, expiry, then the grant's limit counters, then its bucket
---       counters in draw order.
+--       counters in draw order; or, for a start that reads the line's profile here, the
+--       profile and the epoch (see below).
 -- ARGV: op (start|update|terminate|expire|handover), request number, used, requested,
 --       number of limits, number of buckets, final (1: grant what there is), now (epoch s),
 --       validity (s), session meta (JSON, at start), answered at (ISO),
---       seconds to keep an ended session and an answer.
+--       seconds to keep an ended session and an answer, and 'profile' for a start whose
+--       counters come from the line's profile in the store.
+--
+-- A start reads the profile here to save the caller a round trip to read it first. The
+-- counters it names are keys this script is not given: fine on one Redis, which this store
+-- is (a company's pools and limits all live on it). When the store has no profile of the
+-- current epoch, or one that says the line is charged elsewhere, the answer is 'profile':
+-- the caller reads it (building it from the database) and runs the step with its counters.
 -- Units are whole numbers below 2^53, written back with %d (never in exponent form).
 
 local session, answer_key, log, expiry = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -23,6 +31,9 @@ local now = tonumber(ARGV[8])
 local validity = tonumber(ARGV[9])
 local at = ARGV[11]
 local keep = tonumber(ARGV[12])
+local meta_given = ARGV[10]
+local counters = {}  -- the limits' counters, then the allowances'
+for j = 1, n_limits + n_buckets do counters[j] = KEYS[4 + j] end
 
 local function int(n) return string.format('%d', n) end
 
@@ -54,6 +65,23 @@ else
   end
 end
 
+if ARGV[13] == 'profile' then
+  local text = redis.call('GET', KEYS[5])
+  if not text then return {'profile'} end
+  local profile = cjson.decode(text)
+  local current = tostring(profile.epoch) == (redis.call('GET', KEYS[6]) or '0')
+  local complete = type(profile.limit_keys) == 'table' and type(profile.bucket_keys) == 'table'
+  if profile.mode ~= 'quota' or not current or not complete then
+    return {'profile'}
+  end
+  n_limits, n_buckets, counters = #profile.limit_keys, #profile.bucket_keys, {}
+  for _, key in ipairs(profile.limit_keys) do counters[#counters + 1] = key end
+  for _, key in ipairs(profile.bucket_keys) do counters[#counters + 1] = key end
+  local meta = cjson.decode(meta_given)
+  meta.line, meta.nodes = profile.line_id, profile.node_ids
+  meta_given = cjson.encode(meta)
+end
+
 -- Settle: what was used comes out of the holds in their order; the rest goes back.
 local back, takes, left = {}, {}, used
 for _, hold in ipairs(holds) do
@@ -75,14 +103,14 @@ local grant, action, new_holds, new_limits = 0, '', {}, {}
 if requested > 0 and (op == 'start' or op == 'update') then
   local allowed, short = requested, {}
   for j = 1, n_limits do
-    local key = KEYS[4 + j]
+    local key = counters[j]
     local f = free(key)
     if f < requested then short[#short + 1] = key end
     if f < allowed then allowed = math.max(f, 0) end
   end
   local got = 0
   for j = 1, n_buckets do
-    local key = KEYS[4 + n_limits + j]
+    local key = counters[n_limits + j]
     local take = math.min(free(key), allowed - got)
     if take > 0 then
       new_holds[#new_holds + 1] = {key, int(take)}
@@ -92,7 +120,7 @@ if requested > 0 and (op == 'start' or op == 'update') then
   if not final then
     if got < requested then
       for j = 1, n_buckets do
-        local key = KEYS[4 + n_limits + j]
+        local key = counters[n_limits + j]
         if free(key) < requested then short[#short + 1] = key end
       end
     end
@@ -105,7 +133,7 @@ if requested > 0 and (op == 'start' or op == 'update') then
   grant = allowed
   if grant < requested then action = 'terminate' end
   if grant > 0 then
-    for j = 1, n_limits do new_limits[#new_limits + 1] = KEYS[4 + j] end
+    for j = 1, n_limits do new_limits[#new_limits + 1] = counters[j] end
   else
     new_holds = {}
   end
@@ -121,7 +149,7 @@ local new_status = 'open'
 if op == 'terminate' then new_status = 'terminated'
 elseif op == 'expire' then new_status = 'expired'
 elseif op == 'handover' then new_status = 'db' end
-local meta = state[8] or ARGV[10]
+local meta = state[8] or meta_given
 local total = used_before + used
 if op == 'expire' then number = last_number end
 local granted_at = state[9] or at

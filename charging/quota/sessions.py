@@ -25,6 +25,7 @@ from charging.requests import ChargingError, active_line
 
 ROUNDS = 3  # a refill can be taken by concurrent sessions before this one retries
 NO_COUNTERS = Profile(mode=Mode.QUOTA)  # for steps that grant nothing new
+PROFILE_NEEDED = object()  # a step's outcome: read the line's profile, then step again
 
 
 @dataclass(frozen=True)
@@ -49,24 +50,27 @@ def keep_seconds() -> int:
 
 def session_start(*, key, source, session_id, msisdn, service, zone, requested_units, at: datetime | None) -> dict:
     request = Request("start", key, source, session_id, at or timezone.now(), requested=requested_units)
-    profile = line_profile(msisdn=msisdn, service=service, at=request.at)
-    if profile.mode in (Mode.UNKNOWN, Mode.INACTIVE):
-        active_line(msisdn)  # says why, as the database path would
-    if profile.mode == Mode.QUOTA:
-        meta = {
-            "reference": f"session:{source}:{session_id}",
-            "source": source,
-            "session_id": session_id,
-            "msisdn": msisdn,
-            "service": service,
-            "zone": zone,
-            "line": profile.line_id,
-            "opened_at": request.at.isoformat(),
-            "nodes": profile.node_ids,
-        }
-        outcome = _granting_step(request, profile=profile, meta=json.dumps(meta))
-        if outcome is not None:
-            return outcome
+    meta = {
+        "reference": f"session:{source}:{session_id}",
+        "source": source,
+        "session_id": session_id,
+        "msisdn": msisdn,
+        "service": service,
+        "zone": zone,
+        "opened_at": request.at.isoformat(),
+    }
+    # The step reads the line's profile in the store itself: one round trip, most of the time.
+    outcome = _granting_step(request, profile=NO_COUNTERS, meta=json.dumps(meta), profile_key=(msisdn, service))
+    if outcome is PROFILE_NEEDED:
+        profile = line_profile(msisdn=msisdn, service=service, at=request.at)
+        if profile.mode in (Mode.UNKNOWN, Mode.INACTIVE):
+            active_line(msisdn)  # says why, as the database path would
+        outcome = None
+        if profile.mode == Mode.QUOTA:
+            meta.update(line=profile.line_id, nodes=profile.node_ids)
+            outcome = _granting_step(request, profile=profile, meta=json.dumps(meta))
+    if outcome is not None:
+        return outcome
     if not _claim_for_database(request):
         # The store opened it meanwhile (a twin of this request): its answer, or a refusal.
         outcome = _granting_step(replace(request, requested=0), profile=NO_COUNTERS)
@@ -102,12 +106,18 @@ def session_continue(*, key, source, session_id, request_number, used, requested
     return outcome
 
 
-def _granting_step(request: Request, *, profile: Profile, meta: str = "") -> dict | None:
-    """Runs the step, refilling short counters between rounds; None when money is needed."""
+def _granting_step(
+    request: Request, *, profile: Profile, meta: str = "", profile_key: tuple[str, str] | None = None
+) -> dict | object | None:
+    """Runs the step, refilling short counters between rounds; None when money is needed.
+    With ``profile_key`` (MSISDN and service) the step takes its counters from the line's
+    profile in the store; ``PROFILE_NEEDED`` when it holds none that it can use."""
     final = False
     for round_ in range(ROUNDS):
-        result = _step(request, profile=profile, final=final, meta=meta)
+        result = _step(request, profile=profile, final=final, meta=meta, profile_key=profile_key)
         kind = result[0].decode()
+        if kind == "profile":
+            return PROFILE_NEEDED
         if kind == "answer":
             return answer_from(result[1].decode(), session_id=request.session_id)
         if kind == "money":
@@ -120,13 +130,22 @@ def _granting_step(request: Request, *, profile: Profile, meta: str = "") -> dic
     raise AssertionError("the last round is final and always answers")
 
 
-def _step(request: Request, *, profile: Profile, final: bool = True, meta: str = "") -> list:
+def _step(
+    request: Request,
+    *,
+    profile: Profile,
+    final: bool = True,
+    meta: str = "",
+    profile_key: tuple[str, str] | None = None,
+) -> list:
     keys = [
         store.session_key(request.source, request.session_id),
         store.answer_key(request.key),
         store.log_key(),
         store.expiry_key(),
     ]
+    if profile_key is not None:  # the counters are the profile's, read by the script
+        keys += [store.profile_key(*profile_key), store.epoch_key()]
     args = [
         request.op,
         request.number,
@@ -140,6 +159,7 @@ def _step(request: Request, *, profile: Profile, final: bool = True, meta: str =
         meta,
         request.at.isoformat(),
         keep_seconds(),
+        "profile" if profile_key is not None else "",
     ]
     return store.session_step(keys=keys + profile.limit_keys + profile.bucket_keys, args=args)
 

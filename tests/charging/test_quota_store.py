@@ -21,8 +21,9 @@ from charging.models import (
     UsageEvent,
 )
 from charging.online import session_start, session_terminate, session_update
-from charging.quota import store
+from charging.quota import sessions, store
 from charging.quota.log import log_apply
+from charging.quota.profiles import line_profile
 from charging.quota.sessions import sessions_expire
 from charging.quota.slices import slices_in_store
 from charging.requests import ChargingError
@@ -76,6 +77,39 @@ def test_a_session_settles_in_the_store_and_reaches_the_ledger_when_the_log_is_a
     usage = LedgerEntry.objects.filter(bucket=tree.pool, kind=LedgerEntry.Kind.USAGE)
     assert sorted(usage.values_list("units", flat=True)) == [-6 * MB, -4 * MB]
     assert ledger_mismatches() == []
+
+
+def test_a_start_reads_the_profile_the_store_holds_in_its_own_step(monkeypatch):
+    tree = company_tree(lines=1, pool_units=100 * MB)
+    limit = limit_on(tree.team, 50 * MB)
+    line = tree.lines[0]
+    read_apart = []
+    monkeypatch.setattr(sessions, "line_profile", lambda **kwargs: read_apart.append(kwargs) or line_profile(**kwargs))
+
+    for session_id in ("first", "second"):
+        assert start(line, session_id=session_id)["granted_units"] == 10 * MB
+        session_terminate(session_id=session_id, request_number=1, used_units=3 * MB)
+
+    assert len(read_apart) == 1  # the first start built the profile; the second found it in its step
+    settle_store()
+    sessions_found = ChargingSession.objects.order_by("session_id").values_list(
+        "session_id", "line_id", "status", "used_units"
+    )
+    assert list(sessions_found) == [("first", line.pk, "terminated", 3 * MB), ("second", line.pk, "terminated", 3 * MB)]
+    assert (fresh(limit).used, fresh(tree.pool).remaining) == (6 * MB, 94 * MB)
+    assert ledger_mismatches() == []
+
+
+def test_a_start_after_the_lines_limits_changed_is_granted_by_the_new_profile():
+    tree = company_tree(lines=1, pool_units=100 * MB)
+    line = tree.lines[0]
+    assert start(line, session_id="before")["granted_units"] == 10 * MB  # the store keeps the profile
+    session_terminate(session_id="before", request_number=1, used_units=1 * MB)
+
+    limit_on(tree.division, 5 * MB)  # a new limit: the kept profile is of an earlier epoch
+
+    answer = start(line, session_id="after")
+    assert (answer["granted_units"], answer["final_unit_action"]) == (5 * MB, "terminate")
 
 
 def test_repeats_get_the_first_answer_and_bad_requests_the_database_paths_refusals():
