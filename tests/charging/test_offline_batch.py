@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from charging import batch_charging
-from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit, Tariff, UsageEvent
+from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit, Tariff, ThresholdNotice, UsageEvent
 from charging.offline import usage_batch_ingest
 from charging.selectors import ledger_mismatches
 from charging.services import bucket_grant, money_post, usage_events_charge
@@ -71,6 +71,9 @@ def books() -> dict:
                 "usage_event__external_id", "bucket_id", "money_balance_id", "units", "amount", "reason", "reference"
             ),
             key=str,
+        ),
+        "notices": sorted(
+            ThresholdNotice.objects.values_list("bucket_id", "limit_id", "percent", "used", "of"), key=str
         ),
     }
 

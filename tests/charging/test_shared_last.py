@@ -109,6 +109,9 @@ def test_a_covered_batch_charges_shared_rows_last_and_books_what_the_locked_way_
     assert {status for _, status, *_ in last["events"]} == {UsageEvent.Status.CHARGED}
     device_limit = NodeLimit.objects.get(node=tree.devices[1])
     assert {pk: used for pk, used, _ in last["limits"]}[device_limit.pk] == 6 * MB  # past its 4 MB
+    # The device's own limit (read as a plain row) noticed each threshold once, at what it reached.
+    device_notices = [(percent, used) for _, limit, percent, used, _ in last["notices"] if limit == device_limit.pk]
+    assert sorted(device_notices) == [(50, 6 * MB), (80, 6 * MB), (100, 6 * MB)]
 
 
 @pytest.mark.parametrize(
