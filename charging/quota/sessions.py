@@ -109,9 +109,10 @@ def session_continue(*, key, source, session_id, request_number, used, requested
 def _granting_step(
     request: Request, *, profile: Profile, meta: str = "", profile_key: tuple[str, str] | None = None
 ) -> dict | object | None:
-    """Runs the step, refilling short counters between rounds; None when money is needed.
-    With ``profile_key`` (MSISDN and service) the step takes its counters from the line's
-    profile in the store; ``PROFILE_NEEDED`` when it holds none that it can use."""
+    """Runs the step, refilling short counters between rounds; None when money is needed (or,
+    for a start, the database holds the session). With ``profile_key`` (MSISDN and service)
+    the step takes its counters from the line's profile in the store; ``PROFILE_NEEDED`` when
+    it holds none that it can use."""
     final = False
     for round_ in range(ROUNDS):
         result = _step(request, profile=profile, final=final, meta=meta, profile_key=profile_key)
@@ -122,6 +123,8 @@ def _granting_step(
             return answer_from(result[1].decode(), session_id=request.session_id)
         if kind == "money":
             return None
+        if kind == "database" and request.op == "start":
+            return None  # a twin of this start is opening it there: the caller opens it the same way
         if kind in ("unknown", "database", "late"):
             return _in_database(request, late=kind == "late")
         if kind == "error":

@@ -415,3 +415,15 @@ def test_an_sms_past_the_bundle_or_a_limit_is_charged_or_refused_by_the_database
     settle_store()
     assert MoneyBalance.objects.get(billing_account=tree.account).amount == Decimal("0.91")
     assert ledger_mismatches() == []
+
+
+def test_a_repeated_start_of_a_session_charged_in_the_database_gets_the_first_answer():
+    line = LineFactory()  # no allowance: its sessions are charged in the database
+    default_data_tariff()
+    money_post(billing_account=line.billing_account, amount=Decimal("1.00"), kind="topup", reason="Top-up")
+
+    first = start(line, "money")
+    again = start(line, "money")  # the store knows the session is the database's
+
+    assert again == first
+    assert ChargingSession.objects.filter(session_id="money").count() == 1
