@@ -2,11 +2,12 @@
 
 Batches of different lines still share their cost centres' limits and the company's pools.
 Locked for the whole of a batch, those rows would let only one worker charge at a time. So a
-batch is first charged on the shared rows *as read*: its lines' own limits are locked, every
-record is decided and everything that is the batch's own is written (its records, its lines'
-limits, its ledger entries). Only then are the shared rows locked, checked that each decision
-still stands on their current values, and moved by what the batch drew: a worker holds them
-for the batch's last few statements, not for the whole batch.
+batch is first charged on the shared rows *as read*: its records are locked and marked charged
+as covered (``batch_events_mark_covered``), its lines' own limits are locked, every record is
+decided and everything else that is the batch's own is written (its lines' limits, its ledger
+entries). Only then are the shared rows locked, checked that each decision still stands on
+their current values, and moved by what the batch drew: a worker holds them for the batch's
+last few statements, not for the whole batch.
 
 The decisions are the allowance shortcut's (``AllowanceShortcut``): a record covered whole by
 the first allowance on its path that has units left. They stand when every allowance the batch
