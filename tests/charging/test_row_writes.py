@@ -46,6 +46,23 @@ def test_plain_rows_update_their_columns():
     ]
 
 
+@pytest.mark.parametrize("rows", [2, 250], ids=["a few rows", "more than a COPY's worth"])
+def test_rows_update_text_and_numbers_as_they_are(rows):
+    """Whole numbers and strings travel as array literals: every awkward string comes back."""
+    awkward = ['quote " and \\ backslash', "comma, {braces}", "NULL", "", "  spaces\ttab", "naïve €"]
+    pks = rows_insert(UsageEvent, ("source", "external_id"), [("test", f"r-{n}") for n in range(rows)])
+
+    class Row:
+        def __init__(self, pk, n):
+            self.pk, self.ledger_reference, self.units_from_buckets = pk, awkward[n % len(awkward)], n - 1
+
+    rows_update(UsageEvent, [Row(pk, n) for n, pk in enumerate(pks)], ["ledger_reference", "units_from_buckets"])
+
+    found = dict(UsageEvent.objects.values_list("pk", "ledger_reference"))
+    assert [found[pk] for pk in pks] == [awkward[n % len(awkward)] for n in range(rows)]
+    assert sorted(UsageEvent.objects.values_list("units_from_buckets", flat=True)) == list(range(-1, rows - 1))
+
+
 @pytest.fixture
 def by_copy(monkeypatch):
     """Every write of a handful of rows takes the path of a big batch (``COPY``, on PostgreSQL)."""
