@@ -35,7 +35,9 @@ from enterprise.models import SteeringRule
 from portal.services import billing_account_open
 from tests.charging.quota import quota_store, settle_store  # noqa: F401 - the fixture
 from tests.charging.trees import MB, company_tree, limit_on
+from tests.concurrency import run_together
 from tests.factories import CustomerFactory, LineFactory, data_bucket, default_data_tariff
+from tests.services import require_postgres
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quota_store")]
 
@@ -427,3 +429,29 @@ def test_a_repeated_start_of_a_session_charged_in_the_database_gets_the_first_an
 
     assert again == first
     assert ChargingSession.objects.filter(session_id="money").count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("covered", [True, False], ids=["in the store", "in the database"])
+def test_twin_starts_sent_at_once_get_one_answer_and_open_one_session(covered):
+    """Eight deliveries of the same start at the same moment: one session, one answer for all,
+    charged once, whether the store or the database (no allowance: money) charges the line."""
+    require_postgres()
+    line = LineFactory()
+    default_data_tariff()
+    money_post(billing_account=line.billing_account, amount=Decimal("5.00"), kind="topup", reason="Top-up")
+    if covered:
+        data_bucket(line, 100 * MB)
+    start(line, session_id="warm-up", units=MB)  # the store now holds the line's profile
+
+    answers = run_together([lambda: start(line, session_id="twin", units=10 * MB) for _ in range(8)])
+
+    assert not [answer for answer in answers if isinstance(answer, Exception)], answers
+    assert all(answer == answers[0] for answer in answers)
+    assert answers[0]["granted_units"] == 10 * MB
+    session_terminate(session_id="twin", request_number=1, used_units=4 * MB)
+    session_terminate(session_id="warm-up", request_number=1, used_units=0)
+    settle_store()
+    twin = ChargingSession.objects.get(session_id="twin")
+    assert (twin.status, twin.used_units) == ("terminated", 4 * MB)
+    assert ledger_mismatches() == []
