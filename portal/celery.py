@@ -4,6 +4,8 @@ import os
 
 from celery import Celery, signals
 
+from portal.heap import startup_heap_freeze
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")
@@ -14,6 +16,4 @@ app.autodiscover_tasks()
 @signals.worker_ready.connect  # the solo pool's process, and prefork's parent
 @signals.worker_process_init.connect  # each prefork child
 def _startup_heap_freeze(**kwargs) -> None:
-    from portal.heap import startup_heap_freeze
-
     startup_heap_freeze()
