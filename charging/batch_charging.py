@@ -69,13 +69,22 @@ def batch_events_mark_covered(*, event_ids: list[int], now: datetime) -> list[Ba
     written as the rows are locked rather than in a second pass over them. The lane checks
     it record by record and rolls it back if one is not covered."""
     reference = batch_reference(event_ids)
-    if connection.vendor != "postgresql":
+    charged = UsageEvent.Status.CHARGED
+    if connection.vendor == "postgresql":
+        events = _events_mark_covered_returning(event_ids=event_ids, now=now, reference=reference)
+    else:  # SQLite: lock (its transactions serialise writers), then write
         events = batch_events_lock(event_ids=event_ids)
-        for event in events:
-            event.status, event.units_from_buckets, event.charged_at = UsageEvent.Status.CHARGED, event.quantity, now
-            event.ledger_reference = reference or event.reference
+    for event in events:
+        event.status, event.charged_at = charged, now
+        event.units_from_buckets = event.quantity
+        event.ledger_reference = reference or event.reference
+    if connection.vendor != "postgresql":
         batch_events_save(events)
-        return events
+    return events
+
+
+def _events_mark_covered_returning(*, event_ids: list[int], now: datetime, reference: str | None) -> list[BatchEvent]:
+    """PostgreSQL: the marking statement, returning what the records hold, by ascending key."""
     meta = UsageEvent._meta
     table = connection.ops.quote_name(meta.db_table)
     fields = {name: meta.pk if name == "pk" else meta.get_field(name) for name in [*_READ, *_WRITTEN]}
@@ -89,15 +98,10 @@ def batch_events_mark_covered(*, event_ids: list[int], now: datetime) -> list[Ba
         f" {column['ledger_reference']} = COALESCE(%s, 'usage:' || {column['external_id']})"
         f" WHERE {column['pk']} = ANY(%s::{array_type}) AND {column['status']} = %s RETURNING {returned}"
     )
-    charged = UsageEvent.Status.CHARGED
     with connection.cursor() as cursor:
-        cursor.execute(sql, [charged, _NO_MONEY, now, reference, ids, UsageEvent.Status.RECEIVED])
+        cursor.execute(sql, [UsageEvent.Status.CHARGED, _NO_MONEY, now, reference, ids, UsageEvent.Status.RECEIVED])
         rows = cursor.fetchall()
-    events = sorted((BatchEvent(*values, status=charged, charged_at=now) for values in rows), key=attrgetter("pk"))
-    for event in events:
-        event.units_from_buckets = event.quantity
-        event.ledger_reference = reference or event.reference
-    return events
+    return sorted((BatchEvent(*values) for values in rows), key=attrgetter("pk"))
 
 
 def batch_reference(event_ids: list[int]) -> str | None:
@@ -136,9 +140,11 @@ class AllowanceShortcut:
     ``path_ids``: the line's path in the cost-centre tree, root first; ``at``: the batch's
     first record (the allowances' draw order by expiry)."""
 
-    def __init__(self, *, line_id: int, path_ids: list[int], service: str, at: datetime, locked: Locked):
+    def __init__(
+        self, *, line_id: int, path_ids: list[int], service: str, at: datetime, locked: Locked, enabled: bool = True
+    ):
         unit = SERVICE_UNIT[service]
-        self.enabled = True
+        self.enabled = enabled
         self.limits: list[NodeLimit] = limits_on_path(locked=locked, path_ids=path_ids, unit=unit)
         self.soft = [limit for limit in self.limits if limit.on_exceed != NodeLimit.OnExceed.BLOCK]
         # Which allowances a record may draw on depends on its time only through their validity.
@@ -149,11 +155,16 @@ class AllowanceShortcut:
 
     @classmethod
     def of_context(cls, *, ctx: ChargingContext, locked: Locked) -> "AllowanceShortcut":
-        shortcut = cls(line_id=ctx.line.pk, path_ids=ctx.path_ids, service=ctx.service, at=ctx.at, locked=locked)
         # A line that may be steered to a personal account is charged the full way: its payer
         # depends on each record's time.
-        shortcut.enabled = ctx.personal_account_id is None
-        return shortcut
+        return cls(
+            line_id=ctx.line.pk,
+            path_ids=ctx.path_ids,
+            service=ctx.service,
+            at=ctx.at,
+            locked=locked,
+            enabled=ctx.personal_account_id is None,
+        )
 
     def charge(self, event: BatchEvent, posting: "BatchPosting") -> bool:
         if not self.enabled:

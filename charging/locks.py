@@ -54,7 +54,8 @@ class LimitRow:
         return self.limit - self.used - self.reserved
 
 
-_LIMIT_ROW_FIELDS = tuple(LimitRow.__slots__)[:-1]  # and the thresholds, read as text
+# Read as they are, all but the thresholds: LimitRow's last field, read as text and passed last.
+_LIMIT_ROW_FIELDS = tuple(name for name in LimitRow.__slots__ if name != "thresholds")
 
 
 @functools.lru_cache(maxsize=256)
