@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from charging.bench.harness import BenchCompany, RunResult, build_bench_company, run_concurrently
 from charging.models import Bucket, NodeLimit, UsageEvent
-from charging.offline import usage_batch_ingest
+from charging.offline import RecordStatus, charging_batch_size, usage_batch_ingest
 from charging.online import session_start, session_terminate
 from charging.periods import period_start
 from charging.quota import quota_store_enabled, store
@@ -159,19 +159,24 @@ def offline_run(*, company: PooledCompany, count: int, batch: int, workers: int,
     records = offline_records(company=company, count=count, prefix=prefix, quantity=MB)
     warm_up = offline_records(company=company, count=10, prefix="warm-up", quantity=MB)
     with _charging_workers(workers if settings.REDIS_URL else 0) as started:
-        _post(warm_up, batch=batch)  # the workers are up and connected once these are charged
-        _wait_until_charged(workers=started)
+        # The workers are up and connected once these are charged.
+        _wait_until_charged(_post(warm_up, batch=batch), workers=started)
         began = time.perf_counter()
-        _post(records, batch=batch)
-        _wait_until_charged(workers=started)
+        _wait_until_charged(_post(records, batch=batch), workers=started)
         seconds = time.perf_counter() - began
     return OfflineResult(records=charged_count(prefix=prefix), seconds=seconds, workers=len(started))
 
 
-def _post(records: list[dict], *, batch: int) -> None:
+def _post(records: list[dict], *, batch: int) -> list[int]:
+    """Returns one record of each charging task queued: a task charges its records together."""
+    size = charging_batch_size()
+    queued = []
     for offset in range(0, len(records), batch):
         with transaction.atomic():  # the charging tasks are queued when the post commits
-            usage_batch_ingest(payloads=records[offset : offset + batch], source="bench")
+            result = usage_batch_ingest(payloads=records[offset : offset + batch], source="bench")
+        accepted = [o.event_id for o in result.outcomes if o.status == RecordStatus.ACCEPTED]
+        queued.extend(accepted[::size])
+    return queued
 
 
 @contextmanager
@@ -194,10 +199,14 @@ def _charging_workers(count: int) -> Iterator[list]:
         celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous
 
 
-def _wait_until_charged(*, workers: list, timeout: float = 300) -> None:
-    """Until no posted record waits to be charged (at once when they were charged here)."""
+def _wait_until_charged(queued: list[int], *, workers: list, timeout: float = 300) -> None:
+    """Until the tasks of ``queued`` (a record of each) have charged them (at once when they
+    were charged here). A handful of keys looked up: no status is indexed."""
     deadline = time.monotonic() + timeout
-    while UsageEvent.objects.filter(status=UsageEvent.Status.RECEIVED).exists():
+    waiting = queued
+    while waiting := list(
+        UsageEvent.objects.filter(pk__any=waiting, status=UsageEvent.Status.RECEIVED).values_list("pk", flat=True)
+    ):
         stopped = [worker for worker in workers if worker.poll() is not None]
         if stopped:
             raise RuntimeError(f"a charging worker stopped:\n{stopped[0].stdout.read()}")

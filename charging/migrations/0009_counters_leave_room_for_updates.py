@@ -10,24 +10,22 @@ before this keep their layout until the table is rewritten (``VACUUM FULL``).
 
 from django.db import migrations
 
+from portal.storage import fillfactor_set
+
 COUNTER_MODELS = ["NodeLimit", "Bucket", "MoneyBalance"]
 FILLFACTOR = 50
 
 
-def _alter(apps, schema_editor, change: str) -> None:
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for name in COUNTER_MODELS:
-        table = schema_editor.quote_name(apps.get_model("charging", name)._meta.db_table)
-        schema_editor.execute(f"ALTER TABLE {table} {change}")
+def _counters(apps):
+    return [apps.get_model("charging", name) for name in COUNTER_MODELS]
 
 
 def leave_room(apps, schema_editor):
-    _alter(apps, schema_editor, f"SET (fillfactor = {FILLFACTOR})")
+    fillfactor_set(schema_editor, _counters(apps), FILLFACTOR)
 
 
 def fill_up(apps, schema_editor):
-    _alter(apps, schema_editor, "RESET (fillfactor)")
+    fillfactor_set(schema_editor, _counters(apps), None)
 
 
 class Migration(migrations.Migration):

@@ -8,7 +8,10 @@ from django.db import IntegrityError, connection, transaction
 
 from charging import row_updates
 from charging.models import Bucket, MoneyBalance, NodeLimit, UsageEvent
+from charging.offline import usage_batch_ingest
 from charging.row_updates import rows_insert, rows_update
+from charging.services import usage_events_charge
+from tests.charging.trees import MB, company_tree
 from tests.factories import LineFactory
 from tests.services import require_postgres
 
@@ -113,11 +116,42 @@ def test_a_duplicate_in_a_big_batch_is_an_integrity_error(by_copy):
 
 
 @pytest.mark.postgres
-def test_counter_tables_leave_room_on_their_pages_for_updated_rows():
-    """So that rewriting a counter is a same-page ("HOT") update, not one through every index."""
+def test_tables_rewritten_by_charges_leave_room_on_their_pages_for_updated_rows():
+    """So that rewriting a counter or marking a record charged is a same-page ("HOT") update,
+    not one through every index."""
     require_postgres()
-    tables = [model._meta.db_table for model in (NodeLimit, Bucket, MoneyBalance)]
+    tables = [model._meta.db_table for model in (NodeLimit, Bucket, MoneyBalance, UsageEvent)]
     with connection.cursor() as cursor:
         cursor.execute("SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)", [tables])
         options = dict(cursor.fetchall())
     assert options == {table: ["fillfactor=50"] for table in tables}
+
+
+def _updates_of(model) -> tuple[int, int]:
+    """The table's rows updated in this transaction so far: all, and those on their own page."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_stat_get_xact_tuples_updated(%s::regclass), pg_stat_get_xact_tuples_hot_updated(%s::regclass)",
+            [model._meta.db_table] * 2,
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.postgres
+def test_a_charged_batch_marks_each_record_on_its_own_page():
+    """No column a charge writes is indexed: a record marked charged adds no index entry."""
+    require_postgres()
+    tree = company_tree(lines=3, pool_units=1000 * MB)
+    records = [
+        {"external_id": f"hot-{n}", "msisdn": tree.lines[n % 3].msisdn, "service": "data", "quantity": MB}
+        for n in range(row_updates.COPY_FROM + 50)
+    ]
+    with transaction.atomic():
+        event_ids = [outcome.event_id for outcome in usage_batch_ingest(payloads=records, source="test").outcomes]
+    updated_before, same_page_before = _updates_of(UsageEvent)
+
+    usage_events_charge(event_ids=event_ids)
+
+    updated, same_page = _updates_of(UsageEvent)
+    assert UsageEvent.objects.filter(pk__in=event_ids, status=UsageEvent.Status.CHARGED).count() == len(records)
+    assert (updated - updated_before, same_page - same_page_before) == (len(records), len(records))
