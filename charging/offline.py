@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from charging.models import UsageEvent
 from charging.row_updates import rows_insert
-from charging.services import usage_event_external_id, usage_event_fields, usage_event_store
+from charging.services import usage_event_fields, usage_event_store
 from charging.usage_records import lines_by_msisdn
 
 
@@ -62,30 +62,39 @@ def charging_batch_size() -> int:
 def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
     """Stores a batch of usage records and, after commit, queues the accepted ones for charging.
 
-    One query finds the records already stored, one insert stores the new ones; if a
-    concurrent delivery stored a twin meanwhile, the batch falls back to storing row by row,
-    where the twin's answer stands. A record repeated within the batch counts once.
+    A batch of new records, nearly every one, is stored in one insert with no look-up first.
+    If the insert meets a record stored before (a batch delivered again), it is rolled back,
+    the stored records are looked up and answered with, and the others are stored; if a
+    concurrent delivery stored a twin meanwhile, row by row, where the twin's answer stands.
+    A record repeated within the batch counts once.
     """
     outcomes: list[RecordOutcome | None] = [None] * len(payloads)
     with transaction.atomic():
-        stored = _stored_events(source=source, payloads=payloads)
         lines = lines_by_msisdn(payloads)
         now = timezone.now()
         new: dict[str, tuple[int, dict]] = {}  # event external id -> (index, the event's fields)
         repeats: list[tuple[int, str]] = []  # (index, external id of an earlier record in this batch)
         for index, payload in enumerate(payloads):
-            external_id = usage_event_external_id(payload)
-            if external_id in stored:
-                event = stored[external_id]
-                outcomes[index] = _outcome(index, payload, event.pk, event.status, event.errors, RecordStatus.DUPLICATE)
-            elif external_id in new:
-                repeats.append((index, external_id))
+            fields = usage_event_fields(payload=payload, source=source, lines=lines, now=now)
+            if fields["external_id"] in new:
+                repeats.append((index, fields["external_id"]))
             else:
-                fields = usage_event_fields(payload=payload, source=source, lines=lines, now=now)
                 new[fields["external_id"]] = (index, fields)
 
-        for index, event, created in _bulk_store(source=source, payloads=payloads, new=new).values():
-            if not created:
+        first = {external_id: index for external_id, (index, _) in new.items()}
+        try:
+            with transaction.atomic():
+                created = _rows_store(new)
+        except IntegrityError:
+            for external_id, event in _stored_events(source=source, external_ids=list(new)).items():
+                index, _ = new.pop(external_id)
+                outcomes[index] = _outcome(
+                    index, payloads[index], event.pk, event.status, event.errors, RecordStatus.DUPLICATE
+                )
+            created = _bulk_store(source=source, payloads=payloads, new=new)
+
+        for index, event, was_created in created.values():
+            if not was_created:
                 status = RecordStatus.DUPLICATE
             elif event.status == UsageEvent.Status.REJECTED:
                 status = RecordStatus.REJECTED
@@ -93,15 +102,7 @@ def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
                 status = RecordStatus.ACCEPTED
             outcomes[index] = _outcome(index, payloads[index], event.pk, event.status, event.errors, status)
         for index, external_id in repeats:
-            first = outcomes[new[external_id][0]]
-            outcomes[index] = RecordOutcome(
-                index=index,
-                external_id=external_id,
-                status=RecordStatus.DUPLICATE,
-                event_id=first.event_id,
-                event_status=first.event_status,
-                errors=first.errors,
-            )
+            outcomes[index] = outcomes[first[external_id]]._replace(index=index, status=RecordStatus.DUPLICATE)
 
         to_charge = [o.event_id for o in outcomes if o.status == RecordStatus.ACCEPTED]
         size = charging_batch_size()
@@ -110,12 +111,11 @@ def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
     return BatchResult(outcomes=outcomes)
 
 
-def _stored_events(*, source: str, payloads: list[dict]) -> dict[str, UsageEvent]:
-    ids = {external_id for p in payloads if (external_id := usage_event_external_id(p)) is not None}
-    if not ids:
+def _stored_events(*, source: str, external_ids: list[str]) -> dict[str, UsageEvent]:
+    if not external_ids:
         return {}
     rows = (
-        UsageEvent.objects.filter(source=source, external_id__any=ids)
+        UsageEvent.objects.filter(source=source, external_id__any=external_ids)
         .only("pk", "external_id", "status", "errors")
         .order_by()  # in no order: a dictionary is made of them
     )
@@ -152,16 +152,26 @@ def _row(fields: dict) -> tuple:
     return tuple(values[name] for name in _STORED_FIELDS)
 
 
+def _rows_store(new: dict[str, tuple[int, dict]]) -> dict[str, tuple[int, _Stored, bool]]:
+    """Inserts the new events in one statement; returns, per key, (index, the stored event,
+    ``True``: created). Raises ``IntegrityError`` if one of them was stored before."""
+    if not new:
+        return {}
+    pks = rows_insert(UsageEvent, _STORED_FIELDS, [_row(fields) for _, fields in new.values()])
+    return {
+        key: (index, _Stored(pk, fields.get("status", UsageEvent.Status.RECEIVED), fields.get("errors", {})), True)
+        for pk, (key, (index, fields)) in zip(pks, new.items(), strict=True)
+    }
+
+
 def _bulk_store(
     *, source: str, payloads: list[dict], new: dict[str, tuple[int, dict]]
 ) -> dict[str, tuple[int, _Stored | UsageEvent, bool]]:
-    """Inserts the new events in one statement; returns, per key, (index, the stored event,
-    whether this batch created it). A key whose twin was stored concurrently gets the twin."""
-    if not new:
-        return {}
+    """As ``_rows_store``, once the records stored before are looked up and left out: a key
+    whose twin was stored concurrently since gets the twin (and ``False``)."""
     try:
         with transaction.atomic():
-            pks = rows_insert(UsageEvent, _STORED_FIELDS, [_row(fields) for _, fields in new.values()])
+            return _rows_store(new)
     except IntegrityError:
         # A concurrent delivery stored one of them first: row by row, each twin answers for itself.
         stored = {}
@@ -169,10 +179,6 @@ def _bulk_store(
             event, was_created = usage_event_store(payload=payloads[index], source=source)
             stored[key] = (index, event, was_created)
         return stored
-    return {
-        key: (index, _Stored(pk, fields.get("status", UsageEvent.Status.RECEIVED), fields.get("errors", {})), True)
-        for pk, (key, (index, fields)) in zip(pks, new.items(), strict=True)
-    }
 
 
 def _outcome(index: int, payload: dict, event_id: int, event_status: str, errors: dict, status: str) -> RecordOutcome:

@@ -18,6 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.db import connection, models
 from django.utils import timezone
 
@@ -241,5 +242,14 @@ def _array_type(field: models.Field) -> str:
 
 def _db_value(field: models.Field, value: Any) -> Any:
     if isinstance(field, models.JSONField):
-        return json.dumps(value, cls=field.encoder)
+        return _json_text(value, encoder=field.encoder)
     return value
+
+
+def _json_text(value: Any, *, encoder: type[json.JSONEncoder] | None) -> str:
+    if encoder is None:
+        try:
+            return orjson.dumps(value).decode()
+        except orjson.JSONEncodeError:
+            pass  # beyond what it writes (a whole number past 64 bits, a key not a string): as Django would
+    return json.dumps(value, cls=encoder)

@@ -89,6 +89,27 @@ def test_big_batches_keep_keys_order_defaults_and_awkward_text(by_copy):
     assert (stored[pks[0]].status, stored[pks[0]].errors, stored[pks[0]].charged_at) == ("received", {}, None)
 
 
+@pytest.mark.parametrize("path", ["arrays", "copy"])
+def test_json_of_any_record_as_received_is_kept_whole(path, monkeypatch):
+    """Whatever JSON a record arrives as comes back as it was: numbers past 64 bits, keys
+    that are numbers, text that needs escaping at every level."""
+    if path == "copy":
+        monkeypatch.setattr(row_updates, "COPY_FROM", 1)
+    payloads = [
+        {"quantity": 10**30, "negative": -(2**70), "nested": {"list": [1, 2.5, None, True, 'ünï\t"quoted"\n']}},
+        {1: "a key that is a number", "tab\tkey": "back\\slash", "empty": {}},
+    ]
+
+    pks = rows_insert(
+        UsageEvent, ("source", "external_id", "payload"), [("test", f"j-{n}", p) for n, p in enumerate(payloads)]
+    )
+
+    stored = dict(UsageEvent.objects.filter(pk__in=pks).values_list("pk", "payload"))
+    # A key that is a number is written as text, as JSON has it.
+    as_json = {"1": "a key that is a number", "tab\tkey": "back\\slash", "empty": {}}
+    assert [stored[pk] for pk in pks] == [payloads[0], as_json]
+
+
 def test_big_batches_update_twice_in_one_transaction(by_copy):
     pks = rows_insert(UsageEvent, ("source", "external_id"), [("test", "a"), ("test", "b")])
     events = list(UsageEvent.objects.filter(pk__in=pks).order_by("pk"))
