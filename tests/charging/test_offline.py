@@ -109,6 +109,33 @@ def test_a_record_repeated_within_a_batch_is_charged_once(line, django_capture_o
     assert ledger_mismatches() == []
 
 
+def test_a_batch_mixing_stored_and_new_records_stores_and_charges_only_the_new(
+    line, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = usage_batch_ingest(payloads=[good("a", 1 * MB), good("b", 2 * MB)], source="mediation")
+    stored_a = first.outcomes[0].event_id
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = usage_batch_ingest(
+            payloads=[good("c", 4 * MB), good("a", 9 * MB), good("c", 9 * MB), good("a", 9 * MB), good("d", 8 * MB)],
+            source="mediation",
+        )
+
+    stored_c = result.outcomes[0].event_id
+    assert [(o.external_id, o.status, o.event_id) for o in result.outcomes] == [
+        ("c", "accepted", stored_c),
+        ("a", "duplicate", stored_a),
+        ("c", "duplicate", stored_c),
+        ("a", "duplicate", stored_a),
+        ("d", "accepted", result.outcomes[4].event_id),
+    ]
+    assert [o.index for o in result.outcomes] == [0, 1, 2, 3, 4]
+    assert UsageEvent.objects.count() == 4
+    assert Bucket.objects.get(line=line).remaining == (50 - 1 - 2 - 4 - 8) * MB
+    assert ledger_mismatches() == []
+
+
 def test_accepted_records_are_queued_after_commit_in_chunks_of_the_batch_size(
     line, settings, django_capture_on_commit_callbacks
 ):
