@@ -14,7 +14,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -123,6 +123,33 @@ def _column_text(values: Sequence[Any]) -> Iterable[str]:
     return map(_copy_value, values)  # mixed (nulls among them), or of another type
 
 
+def _array_text(values: Sequence[Any]) -> str:
+    """PostgreSQL's text form of an array of these values. The driver would send a list as
+    ``ARRAY[...]`` of one constant per value, which the server parses and casts one by one:
+    for a batch of thousands of rows that cost several times the insert itself."""
+
+    def element(value: Any) -> str:
+        if value is None:
+            return "NULL"
+        text = _as_text(value)
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    return "{" + ",".join(map(element, values)) + "}"
+
+
+def _as_text(value: Any) -> str:
+    """A value as PostgreSQL reads it from text (``COPY`` escapes it further)."""
+    if isinstance(value, str):
+        return str.__str__(value)  # a choices member too: its value
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, date):  # a datetime too
+        return value.isoformat()
+    raise TypeError(f"no text for a {type(value).__name__}: {value!r}")
+
+
 def _copy_value(value: Any) -> str:
     convert = _AS_TEXT.get(type(value))
     if convert is None:  # a subclass, e.g. a choices enum member: by what it is an instance of
@@ -194,7 +221,7 @@ def rows_insert(
         column = [row[i] for row in rows]
         if isinstance(field, models.JSONField):
             column = [_db_value(field, value) for value in column]
-        params.append(column)
+        params.append(_array_text(column))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [pk for (pk,) in cursor.fetchall()]

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from charging import row_updates
 from charging.models import Bucket, MoneyBalance, NodeLimit, UsageEvent
@@ -72,11 +73,18 @@ def by_copy(monkeypatch):
     monkeypatch.setattr(row_updates, "COPY_FROM", 1)
 
 
-def test_big_batches_keep_keys_order_defaults_and_awkward_text(by_copy):
+@pytest.mark.parametrize("path", ["arrays", "copy"])
+def test_inserted_rows_keep_keys_order_defaults_and_awkward_values(path, monkeypatch):
+    if path == "copy":
+        monkeypatch.setattr(row_updates, "COPY_FROM", 1)
     line = LineFactory()
-    awkward = "tab\there, new\nline, back\\slash, quote ' and \" and 50%"
-    fields = ("source", "external_id", "payload", "line_id", "quantity", "reason")
-    rows = [("test", f"r-{n}", {"note": awkward, "n": n}, line.pk if n % 2 else None, n, awkward) for n in range(5)]
+    awkward = "tab\there, new\nline, back\\slash, quote ' and \" and 50%, {braces}, NULL"
+    at = timezone.now()
+    fields = ("source", "external_id", "payload", "line_id", "quantity", "reason", "amount_charged", "occurred_at")
+    rows = [
+        ("test", f"r-{n}", {"note": awkward, "n": n}, line.pk if n % 2 else None, n, awkward, Decimal("-0.0001"), at)
+        for n in range(5)
+    ]
 
     pks = rows_insert(UsageEvent, fields, rows)
 
@@ -86,6 +94,7 @@ def test_big_batches_keep_keys_order_defaults_and_awkward_text(by_copy):
     assert {stored[pk].reason for pk in pks} == {awkward}
     assert [stored[pk].payload for pk in pks] == [{"note": awkward, "n": n} for n in range(5)]
     assert [stored[pk].line_id for pk in pks] == [line.pk if n % 2 else None for n in range(5)]
+    assert {(stored[pk].amount_charged, stored[pk].occurred_at) for pk in pks} == {(Decimal("-0.0001"), at)}
     assert (stored[pks[0]].status, stored[pks[0]].errors, stored[pks[0]].charged_at) == ("received", {}, None)
 
 
