@@ -123,18 +123,29 @@ def _column_text(values: Sequence[Any]) -> Iterable[str]:
     return map(_copy_value, values)  # mixed (nulls among them), or of another type
 
 
+_ARRAY_NEEDS_ESCAPES = re.compile(r'[\\"]')
+
+
 def _array_text(values: Sequence[Any]) -> str:
     """PostgreSQL's text form of an array of these values. The driver would send a list as
     ``ARRAY[...]`` of one constant per value, which the server parses and casts one by one:
-    for a batch of thousands of rows that cost several times the insert itself."""
+    for a batch of thousands of rows that cost several times the insert itself. A column of
+    one plain type (nearly always) is converted in one pass."""
+    kinds = set(map(type, values))
+    kind = kinds.pop() if len(kinds) == 1 else None
+    if kind is int:
+        return "{" + ",".join(map(str, values)) + "}"
+    if kind is datetime:
+        return '{"' + '","'.join(map(datetime.isoformat, values)) + '"}'
+    if kind is str and not any(map(_ARRAY_NEEDS_ESCAPES.search, values)):
+        return '{"' + '","'.join(values) + '"}'
+    return "{" + ",".join(map(_array_element, values)) + "}"
 
-    def element(value: Any) -> str:
-        if value is None:
-            return "NULL"
-        text = _as_text(value)
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    return "{" + ",".join(map(element, values)) + "}"
+def _array_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    return '"' + _as_text(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _as_text(value: Any) -> str:
