@@ -65,10 +65,13 @@ def _thresholds(text: str) -> tuple[int, ...]:
     return tuple(json.loads(text))
 
 
-def node_limits_lock(*, nodes_by_unit: dict[str, set[int]], limit_ids: set[int] = frozenset()) -> list[NodeLimit]:
+def node_limits_lock(
+    *, nodes_by_unit: dict[str, set[int]], limit_ids: set[int] = frozenset(), as_rows: bool = False
+) -> list[NodeLimit] | list[LimitRow]:
     """Limits on tree paths (per unit), and any others named (e.g. ones a session holds on
-    from before its line moved), in the global order (see ``NodeLimitsLock``)."""
-    return NodeLimitsLock(nodes_by_unit=nodes_by_unit, limit_ids=limit_ids).all()
+    from before its line moved), in the global order (see ``NodeLimitsLock``); ``as_rows``:
+    read as ``LimitRow`` values."""
+    return NodeLimitsLock(nodes_by_unit=nodes_by_unit, limit_ids=limit_ids).all(as_rows=as_rows)
 
 
 class NodeLimitsLock:
@@ -83,10 +86,10 @@ class NodeLimitsLock:
         self.nodes_by_unit = nodes_by_unit
         self.limit_ids = limit_ids
 
-    def all(self) -> list[NodeLimit]:
+    def all(self, *, as_rows: bool = False) -> list[NodeLimit] | list[LimitRow]:
         """Every limit, in one statement."""
         shared_last = ExpressionWrapper(Q(node__line__isnull=True), output_field=BooleanField())
-        return self._lock(self.nodes_by_unit, self.limit_ids, shared_last)
+        return self._lock(self.nodes_by_unit, self.limit_ids, shared_last, as_rows=as_rows)
 
     def in_two_steps(self, *, own_node_ids: set[int], between: Callable[[], None]) -> list[NodeLimit]:
         """The lines' own limits (those of ``own_node_ids``, each line's node on its path),

@@ -10,11 +10,11 @@ pushes follow, as after any charge. (Session answers stay in the store for repea
 the answers did.)
 """
 
-import json
 from collections import defaultdict
 from datetime import datetime
 from functools import partial
 
+import orjson
 from django.db import transaction
 from django.utils import timezone
 
@@ -63,7 +63,7 @@ def log_apply(*, batch: int = 2000) -> int:
 def log_pending() -> list[dict]:
     """The entries not applied yet."""
     position = QuotaLogPosition.objects.filter(name=store.prefix()).values_list("last_id", flat=True).first() or "0-0"
-    return [json.loads(fields[b"e"]) for _, fields in store.client().xrange(store.log_key(), min=f"({position}")]
+    return [orjson.loads(fields[b"e"]) for _, fields in store.client().xrange(store.log_key(), min=f"({position}")]
 
 
 @transaction.atomic
@@ -73,7 +73,7 @@ def _apply_batch(*, batch: int) -> int:
     entries = store.client().xrange(store.log_key(), min=f"({position.last_id}", count=batch)
     if not entries:
         return 0
-    _apply([json.loads(fields[b"e"]) for _, fields in entries])
+    _apply([orjson.loads(fields[b"e"]) for _, fields in entries])
     position.last_id = entries[-1][0].decode()
     position.save(update_fields=["last_id"])
     transaction.on_commit(partial(_trim, up_to=position.last_id))  # only what the database keeps
@@ -87,7 +87,7 @@ def _trim(*, up_to: str) -> None:
 
 
 def _apply(entries: list[dict]) -> None:
-    metas = [json.loads(entry["meta"]) for entry in entries]
+    metas = [orjson.loads(entry["meta"]) for entry in entries]
     bucket_takes: dict[int, int] = defaultdict(int)
     limit_ids: set[int] = set()
     for entry in entries:
@@ -95,7 +95,7 @@ def _apply(entries: list[dict]) -> None:
             bucket_takes[store.counter_of(key)[1]] += int(units)
         limit_ids.update(store.counter_of(key)[1] for key, _ in entry["limits"] or ())
     now = timezone.now()
-    limits = {limit.pk: limit for limit in node_limits_lock(nodes_by_unit={}, limit_ids=limit_ids)}
+    limits = {limit.pk: limit for limit in node_limits_lock(nodes_by_unit={}, limit_ids=limit_ids, as_rows=True)}
     limit_periods_roll(limits=list(limits.values()), at=now)
     buckets = buckets_lock_by_id(bucket_ids=set(bucket_takes))
 
@@ -121,7 +121,7 @@ def _apply(entries: list[dict]) -> None:
         if entry["status"] in ("terminated", "expired"):
             ended.append((entry, meta, at))
         if entry["op"] == "event":  # its answer is what a refund finds the charge by
-            events.append((meta["reference"], "event", json.loads(entry["answer"]), 200, at))
+            events.append((meta["reference"], "event", orjson.loads(entry["answer"]), 200, at))
 
     rows_update(NodeLimit, list(limits.values()), ["used", "reserved", "in_store"])
     rows_update(Bucket, list(buckets.values()), ["remaining", "reserved", "in_store"])

@@ -5,7 +5,7 @@ for a bucket, ``<prefix>:free:l:<id>`` for a limit. A session is a hash; its ans
 strings kept a day for repeats; the log is a stream the applier drains.
 """
 
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import redis
@@ -32,6 +32,7 @@ def counter_key(kind: str, pk: int) -> str:
     return f"{prefix()}:free:{kind}:{pk}"
 
 
+@lru_cache(maxsize=1 << 16)  # the log names the same counters again and again
 def counter_of(key: str) -> tuple[str, int]:
     """(kind, primary key) of a counter key."""
     *_, kind, pk = key.rsplit(":", 2)
