@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint migrate demo worker beat clean
+.PHONY: run test bench lint migrate demo worker beat log-follower clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -42,6 +42,10 @@ worker: $(STAMP)
 ## Celery beat: expiry, recurring charges, the quota store's log (needs REDIS_URL)
 beat: $(STAMP)
 	$(VENV)/bin/celery -A portal beat --loglevel=info
+
+## The quota store's log applied as it grows, at a lower CPU priority than sessions (needs REDIS_URL)
+log-follower: $(STAMP)
+	$(PY) manage.py quota_store follow
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .test-*.sqlite3* staticfiles

@@ -20,7 +20,7 @@ from charging.offline import RecordStatus, charging_batch_size, usage_batch_inge
 from charging.online import session_start, session_terminate
 from charging.periods import period_start
 from charging.quota import quota_store_enabled, store
-from charging.quota.log import log_apply
+from charging.quota.log import log_apply, log_follow
 from charging.quota.warm import company_warm
 from charging.services import bucket_grant
 from charging.units import Unit
@@ -93,7 +93,8 @@ def quota_store_warm(*, company: PooledCompany) -> tuple[int, int]:
 
 
 class LogApplier:
-    """Applies the quota store's log from a process of its own while the block runs; on exit,
+    """Applies the quota store's log from a process of its own while the block runs, as a
+    deployment's follower does (``log_follow``, at a lower CPU priority); on exit,
     notes how many entries were still waiting (``backlog``) and how long applying them took."""
 
     def __enter__(self):
@@ -115,9 +116,7 @@ class LogApplier:
 
 
 def _apply_until(stop) -> None:
-    while not stop.is_set():
-        if not log_apply():
-            stop.wait(0.05)  # nothing waiting: look again shortly
+    log_follow(stop=stop)
     connections.close_all()
 
 

@@ -2,12 +2,16 @@
 the same balances and ledger once its log is applied, and the database path still right
 beside it."""
 
+import multiprocessing
+import os
+import time
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connections
 from django.utils import timezone
 
 from charging.events import event_charge, event_refund
@@ -22,7 +26,7 @@ from charging.models import (
 )
 from charging.online import session_start, session_terminate, session_update
 from charging.quota import sessions, store
-from charging.quota.log import log_apply
+from charging.quota.log import FOLLOWER_NICENESS, log_apply, log_follow
 from charging.quota.profiles import line_profile
 from charging.quota.sessions import sessions_expire
 from charging.quota.slices import slices_in_store
@@ -455,3 +459,43 @@ def test_twin_starts_sent_at_once_get_one_answer_and_open_one_session(covered):
     twin = ChargingSession.objects.get(session_id="twin")
     assert (twin.status, twin.used_units) == ("terminated", 4 * MB)
     assert ledger_mismatches() == []
+
+
+def _follow(stop) -> None:
+    log_follow(stop=stop, idle_seconds=0.01)
+    connections.close_all()
+
+
+def _until(condition, *, seconds: float = 20) -> None:
+    """Until ``condition()`` holds: the follower works on its own time."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the follower did not apply the log in time"
+        time.sleep(0.01)
+
+
+def test_a_follower_applies_the_log_as_it_grows_at_a_lower_cpu_priority():
+    tree = company_tree(lines=2, pool_units=100 * MB)
+    start(tree.lines[0], session_id="s-1")
+    session_terminate(session_id="s-1", request_number=1, used_units=3 * MB)
+    connections.close_all()  # the follower opens its own
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    follower = context.Process(target=_follow, args=(stop,))
+    follower.start()
+    try:
+        _until(lambda: ChargingSession.objects.filter(session_id="s-1").exists())
+        start(tree.lines[1], session_id="s-2")
+        session_terminate(session_id="s-2", request_number=1, used_units=4 * MB)
+        _until(lambda: ChargingSession.objects.filter(session_id="s-2").exists())
+        niceness = os.getpriority(os.PRIO_PROCESS, follower.pid)
+    finally:
+        stop.set()
+        follower.join(timeout=20)
+
+    assert follower.exitcode == 0
+    assert niceness == min(19, os.getpriority(os.PRIO_PROCESS, 0) + FOLLOWER_NICENESS)
+    assert fresh(tree.pool).remaining == 93 * MB  # both sessions' usage, applied by the follower
+    assert ledger_mismatches() == []
+    settle_store()
+    assert fresh(tree.pool).reserved == 0

@@ -1,11 +1,13 @@
-"""Operating the online quota store: load a company into it, apply its log now, hand every
-free slice back to the database (before switching the store off, say), check that every
-slice is accounted for, and free what a crash left reserved for nobody."""
+"""Operating the online quota store: load a company into it, apply its log now (or follow it
+as it grows), hand every free slice back to the database (before switching the store off,
+say), check that every slice is accounted for, and free what a crash left reserved for nobody."""
+
+from threading import Event
 
 from django.core.management.base import BaseCommand, CommandError
 
 from charging.quota import quota_store_enabled
-from charging.quota.log import log_apply
+from charging.quota.log import log_apply, log_follow
 from charging.quota.slices import slices_mismatches, slices_repair, slices_return
 from charging.quota.warm import company_warm
 from enterprise.models import Company
@@ -13,13 +15,14 @@ from enterprise.models import Company
 
 class Command(BaseCommand):
     help = (
-        "Loads a company into the quota store (warm), applies its log (apply), hands slices back"
+        "Loads a company into the quota store (warm), applies its log (apply) or follows it at a"
+        " lower CPU priority than the sessions' requests until stopped (follow), hands slices back"
         " (return), checks every slice is accounted for (check) or frees what slices hold for"
         " nobody (repair). Run check and repair while the store is quiet."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("action", choices=["warm", "apply", "return", "check", "repair"])
+        parser.add_argument("action", choices=["warm", "apply", "follow", "return", "check", "repair"])
         parser.add_argument("--company", type=int, help="The company to load (warm).")
         parser.add_argument("--service", default="data", help="The service whose line profiles to load (warm).")
 
@@ -28,6 +31,8 @@ class Command(BaseCommand):
             raise CommandError("the quota store is off: set REDIS_URL and CHARGING_QUOTA_STORE=1")
         if action == "apply":
             self.stdout.write(f"applied {log_apply():,} log entries")
+        elif action == "follow":
+            self._follow()
         elif action == "return":
             self.stdout.write(f"handed back the free part of {len(slices_return()):,} slices")
         elif action == "repair":
@@ -42,6 +47,13 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS("every slice is accounted for"))
         else:
             self._warm(company_id=company, service=service)
+
+    def _follow(self) -> None:
+        self.stdout.write("applying the log as it grows; stop with Ctrl-C")
+        try:
+            log_follow(stop=Event())
+        except KeyboardInterrupt:  # the batch being applied rolls back whole: the next run repeats it
+            self.stdout.write("stopped")
 
     def _warm(self, *, company_id: int | None, service: str) -> None:
         company = Company.objects.filter(pk=company_id).first() if company_id else None
