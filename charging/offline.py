@@ -8,6 +8,7 @@ charged after commit by ``charge_usage_batch`` tasks of ``CHARGING_BATCH_SIZE`` 
 
 from dataclasses import dataclass, field
 from functools import partial
+from operator import itemgetter
 from typing import NamedTuple
 
 from django.conf import settings
@@ -81,7 +82,8 @@ def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
             else:
                 new[fields["external_id"]] = (index, fields)
 
-        first = {external_id: index for external_id, (index, _) in new.items()}
+        # Where each repeated record first came (read before a re-delivery's stored ones leave ``new``).
+        first = {external_id: new[external_id][0] for _, external_id in repeats}
         try:
             with transaction.atomic():
                 created = _rows_store(new)
@@ -145,11 +147,11 @@ _STORED_FIELDS = (
     "errors",
 )
 _FIELD_DEFAULTS = {name: UsageEvent._meta.get_field(name).get_default() for name in _STORED_FIELDS}
+_ROW_VALUES = itemgetter(*_STORED_FIELDS)
 
 
 def _row(fields: dict) -> tuple:
-    values = {**_FIELD_DEFAULTS, **fields}
-    return tuple(values[name] for name in _STORED_FIELDS)
+    return _ROW_VALUES({**_FIELD_DEFAULTS, **fields})
 
 
 def _rows_store(new: dict[str, tuple[int, dict]]) -> dict[str, tuple[int, _Stored, bool]]:

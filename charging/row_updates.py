@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -88,9 +89,13 @@ def _copy(cursor, sql: str, rows: Iterable[Sequence[Any]], constants: Sequence[A
     """Sends rows in ``COPY``'s text format (tab-separated, ``\\N`` for null), each followed by
     the same ``constants`` (written out once). The driver's copy bypasses Django's cursor, so
     its errors are translated here (a unique violation is an ``IntegrityError`` like any other)."""
-    end = "".join("\t" + _copy_value(value) for value in constants) + "\n"
     columns = [_column_text(values) for values in zip(*rows, strict=True)]
-    text = io.StringIO("".join("\t".join(values) + end for values in zip(*columns, strict=True)))
+    if not columns:
+        return  # no rows
+    if constants:  # written out once, and joined to every row as one more column
+        columns.append(repeat("\t".join(map(_copy_value, constants))))
+    # Not strict: the constants' column repeats for as many rows as there are.
+    text = io.StringIO("\n".join(map("\t".join, zip(*columns, strict=False))) + "\n")
     with connection.wrap_database_errors:
         cursor.copy_expert(sql, text)
 
@@ -114,7 +119,9 @@ def _column_text(values: Sequence[Any]) -> Iterable[str]:
     then they are converted in one pass, at the speed of the conversion itself."""
     kinds = set(map(type, values))
     kind = kinds.pop() if len(kinds) == 1 else None
-    if kind is str:
+    if kind is not None and issubclass(kind, str):
+        if kind is not str:  # choices members: their values
+            values = list(map(str.__str__, values))
         return map(_AS_TEXT[str], values) if any(map(_NEEDS_ESCAPES.search, values)) else values
     if kind in (int, Decimal):
         return map(str, values)
