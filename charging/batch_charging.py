@@ -137,32 +137,26 @@ class AllowanceShortcut:
     the batch's posting counts the draw. ``charge`` says ``False`` (and changes nothing) for
     any other record.
 
-    ``path_ids``: the line's path in the cost-centre tree, root first; ``at``: the batch's
-    first record (the allowances' draw order by expiry)."""
+    ``limits``: those on the line's path, of the service's unit, root first; ``buckets``: the
+    allowances it may draw on, in draw order (``buckets_of_line``, at the batch's first record)."""
 
-    def __init__(
-        self, *, line_id: int, path_ids: list[int], service: str, at: datetime, locked: Locked, enabled: bool = True
-    ):
-        unit = SERVICE_UNIT[service]
+    def __init__(self, *, limits: list, buckets: list[Bucket], service: str, enabled: bool = True):
         self.enabled = enabled
-        self.limits: list[NodeLimit] = limits_on_path(locked=locked, path_ids=path_ids, unit=unit)
-        self.soft = [limit for limit in self.limits if limit.on_exceed != NodeLimit.OnExceed.BLOCK]
-        # Which allowances a record may draw on depends on its time only through their validity.
-        self.buckets: list[Bucket] = buckets_of_line(
-            locked=locked, line_id=line_id, path_ids=path_ids, unit=unit, at=at
-        )
+        self.limits = limits
+        self.soft = [limit for limit in limits if limit.on_exceed != NodeLimit.OnExceed.BLOCK]
+        self.buckets = buckets
         self.reason = f"{service} usage"
 
     @classmethod
     def of_context(cls, *, ctx: ChargingContext, locked: Locked) -> "AllowanceShortcut":
-        # A line that may be steered to a personal account is charged the full way: its payer
-        # depends on each record's time.
+        unit = SERVICE_UNIT[ctx.service]
         return cls(
-            line_id=ctx.line.pk,
-            path_ids=ctx.path_ids,
+            limits=limits_on_path(locked=locked, path_ids=ctx.path_ids, unit=unit),
+            # Which allowances a record may draw on depends on its time only through their validity.
+            buckets=buckets_of_line(locked=locked, line_id=ctx.line.pk, path_ids=ctx.path_ids, unit=unit, at=ctx.at),
             service=ctx.service,
-            at=ctx.at,
-            locked=locked,
+            # A line that may be steered to a personal account is charged the full way: its
+            # payer depends on each record's time.
             enabled=ctx.personal_account_id is None,
         )
 

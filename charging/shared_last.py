@@ -2,29 +2,32 @@
 
 Batches of different lines still share their cost centres' limits and the company's pools.
 Locked for the whole of a batch, those rows would let only one worker charge at a time. So a
-batch is first charged on the shared rows *as read*: its records are locked and marked charged
-as covered (``batch_events_mark_covered``), its lines' own limits are locked, every record is
-decided and everything else that is the batch's own is written (its lines' limits, its ledger
-entries). Only then are the shared rows locked, checked that each decision still stands on
-their current values, and moved by what the batch drew: a worker holds them for the batch's
-last few statements, not for the whole batch.
+batch is first charged on the pools *as read*, and on its cost centres' limits unread: its
+records are locked and marked charged as covered (``batch_events_mark_covered``), its lines'
+own limits are locked, every record is decided, what it puts on each cost centre is counted
+(``SharedCount``) and everything else that is the batch's own is written (its lines' limits,
+its ledger entries). Only then are the shared rows locked, checked that each decision still
+stands on their current values, and moved by what the batch counted and drew: a worker holds
+them for the batch's last few statements, not for the whole batch.
 
 The decisions are the allowance shortcut's (``AllowanceShortcut``): a record covered whole by
 the first allowance on its path that has units left. They stand when every allowance the batch
 drew on still has what it drew (one it drew dry: exactly what it had), every allowance it
-passed over as empty is still empty, every limit whose policy is not to block still has room
-for what the batch counts on it, and no period, validity or policy changed. If any record
+passed over as empty is still empty, every limit whose policy is not to block has room for
+all the batch counts on it (a record at a time, the same test), every limit counts from the
+current period and from before the batch's first record, and no validity changed. If any record
 needs the full plan (money, an allowance running short, a soft limit reached) or a check
 fails, ``SharedRowsMoved`` is raised: the caller rolls the attempt back and charges the batch
 with every row locked from the start.
 """
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from operator import attrgetter
 
 from charging.batch_charging import AllowanceShortcut, BatchEvent, BatchPosting
 from charging.context import LinePath
-from charging.grants import Locked, limit_periods_roll, usable_buckets
+from charging.grants import Locked, bucket_draw_order, limit_periods_roll, limits_on_path, usable_buckets
 from charging.locks import LimitRow, NodeLimitsLock, buckets_lock_by_id
 from charging.models import Bucket, NodeLimit
 from charging.periods import period_start
@@ -50,56 +53,36 @@ def batch_charge_shared_last(
     if any(path.personal_account_id is not None for path in paths.values()):
         raise SharedRowsMoved("a line may be steered to a personal account: its payer is decided per record")
     first = min(e.occurred_at for e in events)
-    locked, own_limit_ids = _lines_own_locked(events=events, paths=paths, at=now, first=first)
-    shortcuts: dict[tuple[int, str], AllowanceShortcut] = {}
+    locked = _lines_own_locked(events=events, paths=paths, at=now, first=first)
+    shortcuts = _Shortcuts(locked=locked, paths=paths, at=first)
     posting = BatchPosting(events, queued=queued)
     for event in sorted(events, key=attrgetter("occurred_at", "pk")):
-        key = (event.line_id, event.service)
-        shortcut = shortcuts.get(key)
-        if shortcut is None:
-            path = paths.get(event.line_id)
-            shortcut = shortcuts[key] = AllowanceShortcut(
-                line_id=event.line_id,
-                path_ids=path.node_ids if path else [],
-                service=event.service,
-                at=first,
-                locked=locked,
-            )
-        if not shortcut.charge(event, posting):
+        if not shortcuts.of(event.line_id, event.service).charge(event, posting):
             raise SharedRowsMoved(f"record {event.pk} needs the full plan")
     last = max(e.occurred_at for e in events)
-    own_limits = [limit for limit in locked.limits if limit.pk in own_limit_ids]
-    counted = [limit for limit in own_limits if limit.used != locked.as_read[("limit", limit.pk)][0]]
+    counted = [limit for limit in locked.limits if limit.used != locked.as_read[("limit", limit.pk)][0]]
     rows_update(NodeLimit, counted, ["used"])
     posting.save()
     # A notice of a line's own limit is only ever written under that limit's lock, held here.
-    thresholds_check(buckets=(), limits=own_limits, at=last)
+    thresholds_check(buckets=(), limits=locked.limits, at=last)
 
-    limits, buckets = _shared_rows_settle(locked=locked, own_limit_ids=own_limit_ids)
+    limits, buckets = _shared_rows_settle(locked=locked, counts=shortcuts.counts, first=first, at=now)
     thresholds_check(buckets=buckets, limits=limits, at=last)
 
 
-def _lines_own_locked(
-    *, events: list[BatchEvent], paths: dict[int, LinePath], at: datetime, first: datetime
-) -> tuple[Locked, set[int]]:
-    """The lines' own limits locked (and rolled to the current period); the shared limits and
-    the allowances only read. Returns them as one ``Locked`` (its ``as_read``: what was read),
-    and the keys of the limits locked. Limits are read as ``LimitRow`` values."""
+def _lines_own_locked(*, events: list[BatchEvent], paths: dict[int, LinePath], at: datetime, first: datetime) -> Locked:
+    """The lines' own limits locked (and rolled to the current period), the allowances on
+    their paths only read, as one ``Locked`` (its ``as_read``: what was read). The cost
+    centres' limits are not read yet: the batch counts what it puts on them
+    (``SharedCount``), and they are read when they are locked, last. Limits are read as
+    ``LimitRow`` values."""
     nodes_by_unit: dict[str, set[int]] = {}
     for line_id, service in {(e.line_id, e.service) for e in events}:
         path = paths.get(line_id)
         nodes_by_unit.setdefault(SERVICE_UNIT[service], set()).update(path.node_ids if path else ())
     own_node_ids = {path.node_ids[-1] for path in paths.values()}
-    limits_lock = NodeLimitsLock(nodes_by_unit=nodes_by_unit)
-    own = limits_lock.lines_own(own_node_ids=own_node_ids, as_rows=True)
+    own = NodeLimitsLock(nodes_by_unit=nodes_by_unit).lines_own(own_node_ids=own_node_ids, as_rows=True)
     limit_periods_roll(limits=own, at=at)
-    shared = limits_lock.shared(own_node_ids=own_node_ids, lock=False, as_rows=True)
-    starts: dict[str, datetime] = {}
-    for limit in shared:
-        if limit.period not in starts:
-            starts[limit.period] = period_start(period=limit.period, at=at)
-        if limit.period_start != starts[limit.period]:
-            raise SharedRowsMoved(f"limit {limit.pk} starts a new period: it is rolled with its row locked")
     bucket_ids = usable_buckets(
         line_ids={e.line_id for e in events},
         node_ids={node for nodes in nodes_by_unit.values() for node in nodes},
@@ -107,35 +90,99 @@ def _lines_own_locked(
         at=first,
     )
     buckets = {b.pk: b for b in Bucket.objects.filter(pk__any=bucket_ids).order_by()}
-    locked = Locked(limits=own + shared, buckets=buckets, money_accounts=set(), at=at)
-    return locked, {limit.pk for limit in own}
+    return Locked(limits=own, buckets=buckets, money_accounts=set(), at=at)
 
 
-def _shared_rows_settle(*, locked: Locked, own_limit_ids: set[int]) -> tuple[list[LimitRow], list[Bucket]]:
-    """Locks the shared rows the batch read, in the global order; checks that its decisions
-    stand on their current values; moves them by what the batch counted and drew. Returns
-    the rows moved, as they are now."""
-    shared = [limit for limit in locked.limits if limit.pk not in own_limit_ids]
+# Before every record's time: what the batch counts on a cost centre's limit counts each of its
+# records. The limit's own start is checked when it is locked (``_shared_rows_settle``).
+_EVER = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class SharedCount:
+    """What a batch counts on the limit of a cost centre (if it has one) before reading it: the
+    units of the batch's records below that node. To the allowance shortcut it is one more
+    blocking limit on the path, from the start of time; whether the real one lets the batch's
+    decisions stand (its policy, its period) is checked when it is locked."""
+
+    node_id: int
+    unit: str
+    used: int = 0
+    period_start: datetime = _EVER
+    on_exceed: str = NodeLimit.OnExceed.BLOCK
+
+
+class _Shortcuts:
+    """The batch's allowance shortcuts, one per line and service. Lines under the same cost
+    centre share what lies above them (the counts on their cost centres' limits, the pools on
+    their path): that is looked up once, not once per line."""
+
+    def __init__(self, *, locked: Locked, paths: dict[int, LinePath], at: datetime):
+        self.locked, self.paths, self.at = locked, paths, at
+        self.counts: dict[tuple[int, str], SharedCount] = {}  # by (node, unit)
+        self._above: dict[tuple[tuple[int, ...], str], tuple[list[SharedCount], list[Bucket]]] = {}
+        self._made: dict[tuple[int, str], AllowanceShortcut] = {}
+
+    def of(self, line_id: int, service: str) -> AllowanceShortcut:
+        shortcut = self._made.get((line_id, service))
+        if shortcut is None:
+            shortcut = self._made[(line_id, service)] = self._make(line_id, service)
+        return shortcut
+
+    def _make(self, line_id: int, service: str) -> AllowanceShortcut:
+        unit = SERVICE_UNIT[service]
+        path = self.paths.get(line_id)
+        own_node = path.node_ids[-1:] if path else []
+        counts, pools = self._shared(tuple(path.node_ids[:-1]) if path else (), unit)
+        holders = self.locked.buckets_by_holder()
+        own_buckets = [
+            bucket
+            for holder in [("line", line_id), *(("node", node) for node in own_node)]
+            for bucket in holders.get(holder, ())
+            if bucket.unit == unit
+        ]
+        buckets = sorted(own_buckets + pools, key=bucket_draw_order(self.at)) if own_buckets else pools
+        own_limits = limits_on_path(locked=self.locked, path_ids=own_node, unit=unit)
+        return AllowanceShortcut(limits=[*counts, *own_limits], buckets=buckets, service=service)
+
+    def _shared(self, above: tuple[int, ...], unit: str) -> tuple[list[SharedCount], list[Bucket]]:
+        """The counts on the limits of the cost centres ``above`` a line, and their pools."""
+        shared = self._above.get((above, unit))
+        if shared is None:
+            counts = [self.counts.setdefault((node, unit), SharedCount(node, unit)) for node in above]
+            holders = self.locked.buckets_by_holder()
+            pools = [bucket for node in above for bucket in holders.get(("node", node), ()) if bucket.unit == unit]
+            shared = self._above[(above, unit)] = (counts, sorted(pools, key=bucket_draw_order(self.at)))
+        return shared
+
+
+def _shared_rows_settle(
+    *, locked: Locked, counts: dict[tuple[int, str], SharedCount], first: datetime, at: datetime
+) -> tuple[list[LimitRow], list[Bucket]]:
+    """Locks the shared rows the batch counted on or drew from, in the global order; checks
+    that its decisions stand on their current values; moves them by what the batch counted and
+    drew. Returns the rows moved, as they are now."""
     nodes_by_unit: dict[str, set[int]] = {}
-    for limit in shared:
-        nodes_by_unit.setdefault(limit.unit, set()).add(limit.node_id)
-    current_limits = {
-        limit.pk: limit
-        for limit in NodeLimitsLock(nodes_by_unit=nodes_by_unit).shared(own_node_ids=set(), as_rows=True)
-    }
+    for (node_id, unit), count in counts.items():
+        if count.used:
+            nodes_by_unit.setdefault(unit, set()).add(node_id)
+    current_limits = NodeLimitsLock(nodes_by_unit=nodes_by_unit).shared(own_node_ids=set(), as_rows=True)
     current_buckets = buckets_lock_by_id(bucket_ids=set(locked.buckets))
 
     moved_limits = []
-    for limit in shared:
-        current = current_limits.get(limit.pk)
-        counted = limit.used - locked.as_read[("limit", limit.pk)][0]
-        if current is None or (current.period_start, current.on_exceed) != (limit.period_start, limit.on_exceed):
-            raise SharedRowsMoved(f"limit {limit.pk} changed its period or policy")
-        if limit.on_exceed != NodeLimit.OnExceed.BLOCK and current.headroom < counted:
+    starts: dict[str, datetime] = {}
+    for limit in current_limits:
+        counted = counts[(limit.node_id, limit.unit)].used
+        if limit.period not in starts:
+            starts[limit.period] = period_start(period=limit.period, at=at)
+        if limit.period_start != starts[limit.period]:
+            raise SharedRowsMoved(f"limit {limit.pk} starts a new period: it is rolled with its row locked")
+        if first < limit.period_start:
+            raise SharedRowsMoved(f"limit {limit.pk} counts from after the batch's first record")
+        if limit.on_exceed != NodeLimit.OnExceed.BLOCK and limit.headroom < counted:
             raise SharedRowsMoved(f"limit {limit.pk} has no room left for the batch: its policy prices the excess")
-        if counted:
-            current.used += counted
-            moved_limits.append(current)
+        limit.used += counted
+        moved_limits.append(limit)
 
     moved_buckets = []
     for bucket in locked.buckets.values():
