@@ -144,34 +144,57 @@ class _Device(NamedTuple):
     personal_account_id: int | None
 
 
+_DEVICE_FIELDS = ("pk", "line_id", "parent_id", "company_id", "personal_account_id")
+
+
 def line_paths(*, line_ids: set[int]) -> dict[int, LinePath]:
     """The paths of many lines: their device nodes, then the nodes above them one level at a
     time (a query per level, of those nodes only). A line outside any company has none."""
-    devices = {
-        node.line_id: node
-        for node in map(
-            _Device._make,
-            CostCentre.objects.filter(line_id__any=line_ids)
-            .order_by()
-            .values_list("pk", "line_id", "parent_id", "company_id", "personal_account_id"),
-        )
-    }
+    rows = CostCentre.objects.filter(line_id__any=line_ids).order_by().values_list(*_DEVICE_FIELDS)
+    return _paths_above(list(map(_Device._make, rows)))
+
+
+def lines_with_paths(*, line_ids: set[int]) -> tuple[dict[int, LineKey], dict[int, LinePath]]:
+    """The lines' keys (with the accounts they bill to) and their paths (``line_paths``); the
+    accounts of lines in a company are read with their device nodes."""
+    rows = (
+        CostCentre.objects.filter(line_id__any=line_ids)
+        .order_by()
+        .values_list(*_DEVICE_FIELDS, "line__billing_account_id")
+    )
+    devices, lines = [], {}
+    for *device, account_id in rows:
+        node = _Device._make(device)
+        devices.append(node)
+        lines[node.line_id] = LineKey(node.line_id, account_id)
+    outside = line_ids - lines.keys()  # no company: no node, and no path
+    if outside:
+        found = Line.objects.filter(pk__any=outside).order_by().values_list("pk", "billing_account_id")
+        lines.update((pk, LineKey(pk, account_id)) for pk, account_id in found)
+    return lines, _paths_above(devices)
+
+
+def _paths_above(devices: list[_Device]) -> dict[int, LinePath]:
+    """The devices' paths, root first; the nodes above them read one level at a time, and each
+    chain above a node worked out once for all the lines below it."""
     parents: dict[int, int | None] = {}
-    wanted = {node.parent_id for node in devices.values()} - {None}
+    wanted = {node.parent_id for node in devices} - {None}
     while wanted:
         level = dict(CostCentre.objects.filter(pk__any=wanted).order_by().values_list("pk", "parent_id"))
         parents.update(level)
         wanted = set(level.values()) - {None} - parents.keys()
-    paths = {}
-    for line_id, node in devices.items():
-        node_ids = [node.pk]
-        parent = node.parent_id
-        while parent is not None:
-            node_ids.append(parent)
-            parent = parents.get(parent)
-        node_ids.reverse()
-        paths[line_id] = LinePath(node_ids, node.company_id, node.personal_account_id)
-    return paths
+    chains: dict[int | None, list[int]] = {None: []}  # node -> the path down to it, root first
+
+    def chain(node_id: int | None) -> list[int]:
+        found = chains.get(node_id)
+        if found is None:
+            found = chains[node_id] = [*chain(parents.get(node_id)), node_id]
+        return found
+
+    return {
+        node.line_id: LinePath([*chain(node.parent_id), node.pk], node.company_id, node.personal_account_id)
+        for node in devices
+    }
 
 
 def line_period_usage(*, line_id: int, service: str, at: datetime, exclude_session_id: int | None = None) -> int:

@@ -445,18 +445,17 @@ def limit_periods_roll(*, limits: list[NodeLimit], at: datetime) -> None:
     set up during a period counts from that period's start. Written back in a statement or
     two, however many limits rolled."""
     rolled: dict[tuple[datetime, bool], list[int]] = {}
-    starts: dict[tuple[str, datetime], datetime] = {}  # a batch's limits share a few periods
-
-    def start_of(period: str, moment: datetime) -> datetime:
-        if (period, moment) not in starts:
-            starts[(period, moment)] = period_start(period=period, at=moment)
-        return starts[(period, moment)]
+    current: dict[str, datetime] = {}  # a batch's limits share a few periods
 
     for limit in limits:
-        start = start_of(limit.period, at)
-        counting = start_of(limit.period, limit.period_start)
-        if limit.period_start == start or counting > start:
-            continue  # the current period already, or ``at`` lies before it: nothing to roll
+        start = current.get(limit.period)
+        if start is None:
+            start = current[limit.period] = period_start(period=limit.period, at=at)
+        if limit.period_start == start:
+            continue  # the current period already (nearly every limit)
+        counting = period_start(period=limit.period, at=limit.period_start)
+        if counting > start:
+            continue  # ``at`` lies before the period it counts: nothing to roll
         reset = counting < start
         if reset:
             limit.used = 0

@@ -18,7 +18,7 @@ from charging.batch_charging import (
     batch_events_mark_covered,
     batch_events_save,
 )
-from charging.context import LineKey, LinePath, charging_contexts, context_at, line_paths
+from charging.context import LineKey, LinePath, charging_contexts, context_at, lines_with_paths
 from charging.grants import lock_for_batch
 from charging.locks import money_balance_lock, usage_event_lock
 from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
@@ -286,9 +286,7 @@ def _lines_of(events: list[BatchEvent]) -> tuple[dict[int, LineKey], dict[int, L
     """The batch's lines (key and account) and their paths in the cost-centre tree."""
     if not events:
         return {}, {}
-    found = Line.objects.filter(pk__any={e.line_id for e in events}).order_by().values_list("pk", "billing_account_id")
-    lines = {pk: LineKey(pk, account_id) for pk, account_id in found}
-    return lines, line_paths(line_ids=set(lines))
+    return lines_with_paths(line_ids={e.line_id for e in events})
 
 
 def _batch_charge_all_locked(
