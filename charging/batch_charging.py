@@ -165,10 +165,15 @@ class AllowanceShortcut:
             return False
         used, at = event.quantity, event.occurred_at
         # Past a limit whose policy is not to block, the excess is priced: the full plan does that.
-        if any(limit.headroom < used for limit in self.soft):
+        for limit in self.soft:
+            if limit.headroom < used:
+                return False
+        for bucket in self.buckets:  # the first with units left, valid when the record happened
+            if bucket.available > 0 and bucket.is_valid_at(at):
+                break
+        else:
             return False
-        bucket = next((b for b in self.buckets if b.available > 0 and b.is_valid_at(at)), None)
-        if bucket is None or bucket.available < used:
+        if bucket.available < used:
             return False
         bucket.remaining -= used
         for limit in self.limits:

@@ -27,7 +27,7 @@ from operator import attrgetter
 
 from charging.batch_charging import AllowanceShortcut, BatchEvent, BatchPosting
 from charging.context import LinePath
-from charging.grants import Locked, bucket_draw_order, limit_periods_roll, limits_on_path, usable_buckets
+from charging.grants import Locked, bucket_draw_order, limit_periods_roll, usable_buckets
 from charging.locks import LimitRow, NodeLimitsLock, buckets_lock_by_id
 from charging.models import Bucket, NodeLimit
 from charging.periods import period_start
@@ -132,17 +132,16 @@ class _Shortcuts:
     def _make(self, line_id: int, service: str) -> AllowanceShortcut:
         unit = SERVICE_UNIT[service]
         path = self.paths.get(line_id)
-        own_node = path.node_ids[-1:] if path else []
-        counts, pools = self._shared(tuple(path.node_ids[:-1]) if path else (), unit)
+        above, own_node = (tuple(path.node_ids[:-1]), path.node_ids[-1]) if path else ((), None)
+        counts, pools = self._shared(above, unit)
         holders = self.locked.buckets_by_holder()
         own_buckets = [
             bucket
-            for holder in [("line", line_id), *(("node", node) for node in own_node)]
-            for bucket in holders.get(holder, ())
+            for bucket in [*holders.get(("line", line_id), ()), *holders.get(("node", own_node), ())]
             if bucket.unit == unit
         ]
         buckets = sorted(own_buckets + pools, key=bucket_draw_order(self.at)) if own_buckets else pools
-        own_limits = limits_on_path(locked=self.locked, path_ids=own_node, unit=unit)
+        own_limits = [limit for limit in self.locked.limits_by_node.get(own_node, ()) if limit.unit == unit]
         return AllowanceShortcut(limits=[*counts, *own_limits], buckets=buckets, service=service)
 
     def _shared(self, above: tuple[int, ...], unit: str) -> tuple[list[SharedCount], list[Bucket]]:
