@@ -9,8 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from charging.events import event_charge
-from charging.models import MoneyBalance, NodeLimit, Tariff, TariffRate, UsageEvent
+from charging.models import Bucket, MoneyBalance, NodeLimit, Tariff, TariffRate, UsageEvent
 from charging.online import session_start, session_terminate, session_update
+from charging.periods import period_start
 from charging.requests import ChargingError
 from charging.selectors import ledger_mismatches
 from charging.services import money_post, usage_event_ingest, usage_events_charge
@@ -38,17 +39,21 @@ def with_personal_account(tree, funds=Decimal("10")):
 
 
 def test_a_limit_hold_is_released_even_when_the_payer_changed_during_the_session():
+    # Yesterday evening, whatever the time the test runs: the pool was granted before it, and
+    # the team's limit counts from the start of its month.
+    started, ended = local(17, 58, days_ago=1), local(18, 1, days_ago=1)
     tree = company_tree(lines=1)
+    Bucket.objects.filter(pk=tree.pool.pk).update(valid_from=started - timedelta(days=1))
     Tariff.objects.create(name="Data", service=Service.DATA, price=Decimal("0.01"), per_units=MB, is_default=True)
     with_personal_account(tree)
-    team = limit_on(tree.team, 50 * MB)
+    team = limit_on(tree.team, 50 * MB, period_start=period_start(period=NodeLimit.Period.MONTH, at=started))
     SteeringRule.objects.create(
         company=tree.company, name="Evenings", time_from=time(18), time_to=time(7), payer="personal"
     )
     msisdn = tree.lines[0].msisdn
 
-    session_start(session_id="s", msisdn=msisdn, service="data", requested_units=10 * MB, at=local(17, 58))
-    session_terminate(session_id="s", request_number=1, used_units=4 * MB, at=local(18, 1))
+    session_start(session_id="s", msisdn=msisdn, service="data", requested_units=10 * MB, at=started)
+    session_terminate(session_id="s", request_number=1, used_units=4 * MB, at=ended)
 
     team.refresh_from_db()
     assert (team.used, team.reserved) == (4 * MB, 0)
