@@ -509,3 +509,14 @@ class QuotaLogPosition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.last_id}"
+
+
+class UsageChargeSweep(models.Model):
+    """How far the sweep for usage records left uncharged has got: every record with a smaller
+    key is charged or rejected (``charging.offline.usage_events_requeue``)."""
+
+    name = models.CharField(max_length=50, unique=True)
+    below_id = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} below {self.below_id}"

@@ -3,10 +3,12 @@
 Every record goes through the same checks as a single one (``usage_event_fields``) and is kept,
 rejected with its reasons if it fails them. Records already stored under the same source and
 external id are answered with the stored event and never charged again. The accepted ones are
-charged after commit by ``charge_usage_batch`` tasks of ``CHARGING_BATCH_SIZE`` events each.
+charged after commit by ``charge_usage_batch`` tasks of ``CHARGING_BATCH_SIZE`` events each;
+records whose task was lost are queued again by a periodic sweep (``usage_events_requeue``).
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial
 from operator import itemgetter
 from typing import NamedTuple
@@ -15,7 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from charging.models import UsageEvent
+from charging.models import UsageChargeSweep, UsageEvent
 from charging.row_updates import rows_insert
 from charging.services import usage_event_fields, usage_event_store
 from charging.usage_records import lines_by_msisdn
@@ -193,6 +195,45 @@ def _outcome(index: int, payload: dict, event_id: int, event_status: str, errors
         event_status=event_status,
         errors=dict(errors or {}),
     )
+
+
+# A charging task can be lost (say, a broker that keeps nothing on disk restarted with tasks
+# queued). Records stored this long ago and still not charged are queued again; a task that
+# was only slow then finds them charged and skips them.
+REQUEUE_AFTER = timedelta(minutes=10)
+SWEEP_SCAN = 200_000  # records a sweep looks at, from where the last one stopped
+
+
+def usage_events_requeue(
+    *, after: timedelta = REQUEUE_AFTER, scan: int = SWEEP_SCAN, now: datetime | None = None
+) -> int:
+    """Queues again the records stored more than ``after`` ago and still waiting to be
+    charged; returns how many.
+
+    No status is indexed (a charge rewrites a record on its own page, migration 0010), so the
+    sweep walks the records by key from a mark below which every record is charged or
+    rejected, and moves the mark up to the first record still waiting.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        UsageChargeSweep.objects.get_or_create(name="usage")
+        sweep = UsageChargeSweep.objects.select_for_update().get(name="usage")  # one sweep at a time
+        rows = list(
+            UsageEvent.objects.filter(pk__gte=sweep.below_id)
+            .order_by("pk")
+            .values_list("pk", "status", "received_at")[:scan]
+        )
+        waiting = [(pk, received_at) for pk, status, received_at in rows if status == UsageEvent.Status.RECEIVED]
+        stuck = [pk for pk, received_at in waiting if received_at <= now - after]
+        if waiting:
+            sweep.below_id = waiting[0][0]
+        elif rows:
+            sweep.below_id = rows[-1][0] + 1
+        sweep.save(update_fields=["below_id"])
+        size = charging_batch_size()
+        for start in range(0, len(stuck), size):
+            transaction.on_commit(partial(_queue_charge, stuck[start : start + size]))
+    return len(stuck)
 
 
 def _queue_charge(event_ids: list[int]) -> None:

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from charging.models import ThresholdNotice
+from charging.offline import usage_events_requeue
 from charging.online import reservations_expire
 from charging.quota import quota_store_enabled
 from charging.quota.log import log_apply
@@ -32,6 +33,13 @@ def charge_usage_batch(event_ids: list[int]) -> int:
     """Charges a batch of stored usage records in one transaction; a re-delivery charges nothing
     (the records it finds charged already are skipped)."""
     return usage_events_charge(event_ids=event_ids)
+
+
+@shared_task(acks_late=True)
+def requeue_uncharged_usage() -> int:
+    """Queues again the usage records whose charging task was lost. Beat runs it every few
+    minutes; a run that fails leaves its mark where it was, for the next one."""
+    return usage_events_requeue()
 
 
 @shared_task(acks_late=True)

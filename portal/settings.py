@@ -154,6 +154,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Usage records whose charging task was lost are queued again (``usage_events_requeue``).
+    "charging-requeue-uncharged-usage": {
+        "task": "charging.tasks.requeue_uncharged_usage",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
     # The quota store's log reaches the ledger within about a second (when the store is on).
     "charging-apply-quota-log": {
         "task": "charging.tasks.apply_quota_log",

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from charging.models import Bucket, LedgerEntry, UsageEvent
-from charging.offline import usage_batch_ingest
+from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent
+from charging.offline import REQUEUE_AFTER, usage_batch_ingest, usage_events_requeue
 from charging.selectors import ledger_mismatches
 from charging.services import usage_event_replay
 from tests.factories import MB, LineFactory, data_bucket
@@ -264,4 +264,32 @@ def test_a_twin_stored_concurrently_falls_back_to_row_by_row_and_keeps_the_first
     assert result.outcomes[1].event_id == first.pk
     assert Bucket.objects.get(line=line).remaining == 47 * MB
     assert usage_ledger_count() == 2
+    assert ledger_mismatches() == []
+
+
+def test_records_whose_charging_task_was_lost_are_queued_again_and_charged_once(
+    line, django_capture_on_commit_callbacks
+):
+    payloads = [good(f"lost-{n}", MB) for n in range(3)] + [{**good("bad", MB), "service": "telepathy"}]
+    with django_capture_on_commit_callbacks() as lost:  # queued, and never run
+        result = usage_batch_ingest(payloads=payloads, source="mediation")
+    assert len(lost) == 1
+    stored = [outcome.event_id for outcome in result.outcomes]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert usage_events_requeue() == 0  # just stored: their task may well be on its way
+    assert UsageChargeSweep.objects.get().below_id == stored[0]  # the mark waits below them
+
+    later = timezone.now() + REQUEUE_AFTER
+    with django_capture_on_commit_callbacks(execute=True):
+        assert usage_events_requeue(now=later) == 3
+    with django_capture_on_commit_callbacks(execute=True):
+        assert usage_events_requeue(now=later) == 0  # charged: the mark has passed them
+    for callback in lost:  # the lost task turns up after all: it charges nothing twice
+        callback()
+
+    statuses = dict(UsageEvent.objects.filter(pk__in=stored).values_list("external_id", "status"))
+    assert statuses == {"lost-0": "charged", "lost-1": "charged", "lost-2": "charged", "bad": "rejected"}
+    assert UsageChargeSweep.objects.get().below_id == max(stored) + 1
+    assert Bucket.objects.get(line=line).remaining == 47 * MB
     assert ledger_mismatches() == []
