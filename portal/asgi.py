@@ -11,7 +11,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from portal.heap import startup_heap_freeze  # noqa: E402
+from portal.heap import startup_heap_tune  # noqa: E402
 from portal.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -21,4 +21,4 @@ application = ProtocolTypeRouter(
     }
 )
 
-startup_heap_freeze()  # everything above is kept for the server's life
+startup_heap_tune()  # everything above is kept for the server's life

@@ -4,7 +4,7 @@ import os
 
 from celery import Celery, signals
 
-from portal.heap import startup_heap_freeze
+from portal.heap import startup_heap_tune
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -15,5 +15,5 @@ app.autodiscover_tasks()
 
 @signals.worker_ready.connect  # the solo pool's process, and prefork's parent
 @signals.worker_process_init.connect  # each prefork child
-def _startup_heap_freeze(**kwargs) -> None:
-    startup_heap_freeze()
+def _startup_heap_tune(**kwargs) -> None:
+    startup_heap_tune()

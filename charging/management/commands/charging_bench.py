@@ -27,7 +27,7 @@ from charging.quota import quota_store_enabled, store
 from charging.quota.slices import slices_mismatches, slices_return
 from charging.quota.store import quota_store_clear
 from charging.selectors import ledger_mismatches
-from portal.heap import startup_heap_freeze
+from portal.heap import startup_heap_tune
 
 
 class Command(BaseCommand):
@@ -87,8 +87,9 @@ class Command(BaseCommand):
         say(f"built a company of {options['lines']:,} lines, limits on every node, in {took:.1f} s")
         # From here on this process, and those it forks, charge as the portal's server and
         # workers would; like them (``portal.heap``), they keep what they hold from before
-        # (here: the company they charge) out of the garbage collector's walks.
-        startup_heap_freeze()
+        # (here: the company they charge) out of the garbage collector's walks, and collect
+        # young objects less often.
+        startup_heap_tune()
 
         if quota_store_enabled():
             started = time.perf_counter()
