@@ -8,7 +8,7 @@ answered before; the answer is kept, so a repeat gets it and changes nothing.
 from django.db import IntegrityError, transaction
 
 from charging.models import ChargingRequest
-from charging.units import Service, Zone
+from charging.units import SERVICES, ZONES
 from portal.models import Line
 
 
@@ -80,9 +80,9 @@ def active_line(msisdn: str) -> Line:
 
 
 def check_service_and_zone(*, service: str, zone: str) -> None:
-    if service not in Service.values:
+    if service not in SERVICES:
         raise ChargingError("invalid", f"Unknown service {service!r}.", field="service")
-    if zone not in Zone.values:
+    if zone not in ZONES:
         raise ChargingError("invalid", f"Unknown zone {zone!r}.", field="zone")
 
 

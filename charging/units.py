@@ -36,6 +36,9 @@ SERVICE_UNIT: dict[str, str] = {
 
 # Services whose units are time: a grant of them crosses time-of-day bands as it is used.
 TIMED_SERVICES = frozenset({Service.VOICE.value, Service.VIDEO.value})
+# Read once: an enum's ``values`` builds a new list on every access, and every request checks them.
+SERVICES = frozenset(Service.values)
+ZONES = frozenset(Zone.values)
 
 _MB = 1024 * 1024
 _GB = 1024 * _MB

@@ -10,13 +10,10 @@ from typing import NamedTuple
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from charging.units import SERVICE_UNIT, Service, Zone
+from charging.units import SERVICE_UNIT, SERVICES, ZONES, Service, Zone
 from portal.models import Line
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-# Read once: an enum's ``values`` builds a new list on every access, and a batch checks thousands.
-_SERVICES = frozenset(Service.values)
-_ZONES = frozenset(Zone.values)
 
 
 class BatchLine(NamedTuple):
@@ -57,11 +54,11 @@ def usage_record_parse(
         errors["external_id"] = "At most 100 characters."
 
     service = payload.get("service")
-    if not isinstance(service, str) or service not in _SERVICES:
+    if not isinstance(service, str) or service not in SERVICES:
         errors["service"] = f"Unknown service {service!r}; expected one of {', '.join(Service.values)}."
 
     zone = payload.get("zone") or Zone.HOME.value
-    if not isinstance(zone, str) or zone not in _ZONES:
+    if not isinstance(zone, str) or zone not in ZONES:
         errors["zone"] = f"Unknown zone {zone!r}; expected one of {', '.join(Zone.values)}."
 
     unit = payload.get("unit")
