@@ -103,15 +103,9 @@ def _copy(cursor, sql: str, rows: Iterable[Sequence[Any]], constants: Sequence[A
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NEEDS_ESCAPES = re.compile(r"[\\\t\n\r]")  # rare: translating every string costs more than looking
 
-# Each value as ``COPY`` reads it, looked up by its exact type (a batch sends hundreds of thousands).
-_AS_TEXT = {
-    str: lambda value: value.translate(_ESCAPES) if _NEEDS_ESCAPES.search(value) else value,
-    int: str,
-    Decimal: str,
-    bool: lambda value: "t" if value else "f",
-    datetime: datetime.isoformat,
-    type(None): lambda value: "\\N",
-}
+
+def _copy_escaped(text: str) -> str:
+    return text.translate(_ESCAPES) if _NEEDS_ESCAPES.search(text) else text
 
 
 def _column_text(values: Sequence[Any]) -> Iterable[str]:
@@ -122,7 +116,7 @@ def _column_text(values: Sequence[Any]) -> Iterable[str]:
     if kind is not None and issubclass(kind, str):
         if kind is not str:  # choices members: their values
             values = list(map(str.__str__, values))
-        return map(_AS_TEXT[str], values) if any(map(_NEEDS_ESCAPES.search, values)) else values
+        return map(_copy_escaped, values) if any(map(_NEEDS_ESCAPES.search, values)) else values
     if kind in (int, Decimal):
         return map(str, values)
     if kind is datetime:
@@ -156,7 +150,7 @@ def _array_element(value: Any) -> str:
 
 
 def _as_text(value: Any) -> str:
-    """A value as PostgreSQL reads it from text (``COPY`` escapes it further)."""
+    """A value as PostgreSQL reads it from text (``COPY`` and arrays escape it further)."""
     if isinstance(value, str):
         return str.__str__(value)  # a choices member too: its value
     if isinstance(value, bool):
@@ -169,12 +163,8 @@ def _as_text(value: Any) -> str:
 
 
 def _copy_value(value: Any) -> str:
-    convert = _AS_TEXT.get(type(value))
-    if convert is None:  # a subclass, e.g. a choices enum member: by what it is an instance of
-        convert = next((convert for kind, convert in _AS_TEXT.items() if isinstance(value, kind)), None)
-        if convert is None:
-            raise TypeError(f"no COPY text for a {type(value).__name__}: {value!r}")
-    return convert(value)
+    """A value as ``COPY`` reads it (``\\N``: null)."""
+    return "\\N" if value is None else _copy_escaped(_as_text(value))
 
 
 # Fields whose Python values PostgreSQL's driver takes as they are (no preparation in between).
