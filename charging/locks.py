@@ -104,13 +104,11 @@ class NodeLimitsLock:
         own = {unit: nodes & own_node_ids for unit, nodes in self.nodes_by_unit.items()}
         return self._lock(own, set(), as_rows=as_rows)
 
-    def shared(
-        self, *, own_node_ids: set[int], lock: bool = True, as_rows: bool = False
-    ) -> list[NodeLimit] | list[LimitRow]:
-        """The shared limits, locked, or (``lock=False``) only read, in the same order."""
+    def shared(self, *, own_node_ids: set[int], as_rows: bool = False) -> list[NodeLimit] | list[LimitRow]:
+        """The shared limits, locked."""
         self._only_paths()
         shared = {unit: nodes - own_node_ids for unit, nodes in self.nodes_by_unit.items()}
-        return self._lock(shared, set(), lock=lock, as_rows=as_rows)
+        return self._lock(shared, set(), as_rows=as_rows)
 
     def _only_paths(self) -> None:
         if self.limit_ids:
@@ -118,7 +116,7 @@ class NodeLimitsLock:
 
     @staticmethod
     def _lock(
-        nodes_by_unit: dict[str, set[int]], limit_ids: set[int], *order, lock: bool = True, as_rows: bool = False
+        nodes_by_unit: dict[str, set[int]], limit_ids: set[int], *order, as_rows: bool = False
     ) -> list[NodeLimit] | list[LimitRow]:
         if not limit_ids and not any(nodes_by_unit.values()):
             return []
@@ -126,8 +124,7 @@ class NodeLimitsLock:
         for unit, node_ids in nodes_by_unit.items():
             if node_ids:
                 wanted |= Q(node_id__any=node_ids, unit=unit)
-        rows = NodeLimit.objects.select_for_update(of=("self",)) if lock else NodeLimit.objects.all()
-        rows = rows.filter(wanted).order_by(*order, "node_id", "unit")
+        rows = NodeLimit.objects.select_for_update(of=("self",)).filter(wanted).order_by(*order, "node_id", "unit")
         if as_rows:
             values = rows.annotate(thresholds_text=Cast("thresholds", TextField()))
             read = values.values_list(*_LIMIT_ROW_FIELDS, "thresholds_text")
