@@ -7,6 +7,7 @@ charged after commit by ``charge_usage_batch`` tasks of ``CHARGING_BATCH_SIZE`` 
 records whose task was lost are queued again by a periodic sweep (``usage_events_requeue``).
 """
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -201,39 +202,55 @@ def _outcome(index: int, payload: dict, event_id: int, event_status: str, errors
 # queued). Records stored this long ago and still not charged are queued again; a task that
 # was only slow then finds them charged and skips them.
 REQUEUE_AFTER = timedelta(minutes=10)
-SWEEP_SCAN = 200_000  # records a sweep looks at, from where the last one stopped
+SWEEP_CHUNK = 50_000  # records looked at per transaction
+SWEEP_SECONDS = 60  # a sweep stops after about this long; the next one goes on from its mark
 
 
 def usage_events_requeue(
-    *, after: timedelta = REQUEUE_AFTER, scan: int = SWEEP_SCAN, now: datetime | None = None
+    *, after: timedelta = REQUEUE_AFTER, chunk: int = SWEEP_CHUNK, now: datetime | None = None
 ) -> int:
     """Queues again the records stored more than ``after`` ago and still waiting to be
     charged; returns how many.
 
     No status is indexed (a charge rewrites a record on its own page, migration 0010), so the
-    sweep walks the records by key from a mark below which every record is charged or
-    rejected, and moves the mark up to the first record still waiting.
+    sweep walks the records by key, in chunks, from a mark below which every record is
+    charged or rejected, up to the first record stored less than ``after`` ago. The mark
+    moves up to the first record still waiting, or to where the walk stopped. A key is taken
+    when a record is stored, before its transaction commits: the walk stops short of recent
+    records so that it never passes one still on its way.
     """
     now = now or timezone.now()
-    with transaction.atomic():
-        UsageChargeSweep.objects.get_or_create(name="usage")
-        sweep = UsageChargeSweep.objects.select_for_update().get(name="usage")  # one sweep at a time
-        rows = list(
-            UsageEvent.objects.filter(pk__gte=sweep.below_id)
-            .order_by("pk")
-            .values_list("pk", "status", "received_at")[:scan]
-        )
-        waiting = [(pk, received_at) for pk, status, received_at in rows if status == UsageEvent.Status.RECEIVED]
-        stuck = [pk for pk, received_at in waiting if received_at <= now - after]
-        if waiting:
-            sweep.below_id = waiting[0][0]
-        elif rows:
-            sweep.below_id = rows[-1][0] + 1
-        sweep.save(update_fields=["below_id"])
-        size = charging_batch_size()
-        for start in range(0, len(stuck), size):
-            transaction.on_commit(partial(_queue_charge, stuck[start : start + size]))
-    return len(stuck)
+    cutoff = now - after
+    started = time.monotonic()
+    requeued = 0
+    position, waiting_from = None, None
+    while time.monotonic() - started < SWEEP_SECONDS:
+        with transaction.atomic():
+            UsageChargeSweep.objects.get_or_create(name="usage")
+            sweep = UsageChargeSweep.objects.select_for_update().get(name="usage")  # one sweep at a time
+            position = sweep.below_id if position is None else position
+            rows = list(
+                UsageEvent.objects.filter(pk__gte=position)
+                .order_by("pk")
+                .values_list("pk", "status", "received_at")[:chunk]
+            )
+            stuck, reached_recent = [], False
+            for pk, status, received_at in rows:
+                if received_at > cutoff:
+                    reached_recent = True
+                    break
+                if status == UsageEvent.Status.RECEIVED:
+                    stuck.append(pk)
+                position = pk + 1
+            waiting_from = waiting_from or (stuck[0] if stuck else None)
+            sweep.below_id = waiting_from or position
+            sweep.save(update_fields=["below_id"])
+            for start in range(0, len(stuck), charging_batch_size()):
+                transaction.on_commit(partial(_queue_charge, stuck[start : start + charging_batch_size()]))
+        requeued += len(stuck)
+        if reached_recent or len(rows) < chunk:
+            break
+    return requeued
 
 
 def _queue_charge(event_ids: list[int]) -> None:
