@@ -109,10 +109,7 @@ def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
         for index, external_id in repeats:
             outcomes[index] = outcomes[first[external_id]]._replace(index=index, status=RecordStatus.DUPLICATE)
 
-        to_charge = [o.event_id for o in outcomes if o.status == RecordStatus.ACCEPTED]
-        size = charging_batch_size()
-        for start in range(0, len(to_charge), size):
-            transaction.on_commit(partial(_queue_charge, to_charge[start : start + size]))
+        _charge_after_commit([o.event_id for o in outcomes if o.status == RecordStatus.ACCEPTED])
     return BatchResult(outcomes=outcomes)
 
 
@@ -245,12 +242,18 @@ def usage_events_requeue(
             waiting_from = waiting_from or (stuck[0] if stuck else None)
             sweep.below_id = waiting_from or position
             sweep.save(update_fields=["below_id"])
-            for start in range(0, len(stuck), charging_batch_size()):
-                transaction.on_commit(partial(_queue_charge, stuck[start : start + charging_batch_size()]))
+            _charge_after_commit(stuck)
         requeued += len(stuck)
         if reached_recent or len(rows) < chunk:
             break
     return requeued
+
+
+def _charge_after_commit(event_ids: list[int]) -> None:
+    """Queues charging tasks of ``CHARGING_BATCH_SIZE`` records each, once the transaction commits."""
+    size = charging_batch_size()
+    for start in range(0, len(event_ids), size):
+        transaction.on_commit(partial(_queue_charge, event_ids[start : start + size]))
 
 
 def _queue_charge(event_ids: list[int]) -> None:
