@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery, signals
+from django.db import close_old_connections
 
 from portal.heap import startup_heap_tune
 
@@ -17,3 +18,14 @@ app.autodiscover_tasks()
 @signals.worker_process_init.connect  # each prefork child
 def _startup_heap_tune(**kwargs) -> None:
     startup_heap_tune()
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _close_old_connections(task=None, **kwargs) -> None:
+    """Around each task, as around each request: a connection that broke or outlived
+    CONN_MAX_AGE is closed, the others are kept (``CELERY_DB_REUSE_MAX`` in the settings).
+    A task run eagerly runs inside its caller's work, whose connection is not the task's."""
+    if task is not None and task.request.is_eager:
+        return
+    close_old_connections()

@@ -143,6 +143,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# Celery's Django fixup closes every database connection around each task unless this is set,
+# so each charging task would connect anew to a cold backend. Workers keep theirs instead, and
+# close one by Django's own rules (broken, or older than CONN_MAX_AGE): see portal.celery.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BEAT_SCHEDULE: dict = {
     # Each product's period is charged once however often this runs; hourly catches a new
     # month within the hour in every customer's time zone.

@@ -1,11 +1,13 @@
 """A real Celery worker over Redis charges an event, or applies the quota store's log, and a
-websocket client sees it live."""
+websocket client sees it live; it keeps its database connection from one task to the next."""
 
+import time
 import uuid
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connection
 
 from charging.models import Bucket, ChargingSession, UsageEvent
 from charging.online import session_start, session_terminate
@@ -99,3 +101,41 @@ async def test_a_real_worker_applies_the_quota_stores_log_and_the_socket_sees_th
     session = await database_sync_to_async(ChargingSession.objects.get)(session_id="store-1")
     assert (session.status, session.used_units) == ("terminated", 4 * MB)
     await communicator.disconnect()
+
+
+def _charged(event_id: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while UsageEvent.objects.get(pk=event_id).status != UsageEvent.Status.CHARGED:
+        assert time.monotonic() < deadline, f"event {event_id} was not charged in {timeout:.0f} s"
+        time.sleep(0.02)
+
+
+def _other_backends() -> dict[int, object]:
+    """The database's other connections: process id -> when it connected."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.postgres
+def test_a_real_worker_keeps_its_database_connection_from_one_task_to_the_next(worker_queue):
+    """A charging task on a fresh connection starts a cold server process: workers keep theirs."""
+    line = LineFactory()
+    data_bucket(line, 20 * MB)
+    before = _other_backends()
+
+    def charge(external_id: str) -> dict[int, object]:
+        event, _ = usage_event_ingest(
+            payload={"external_id": external_id, "msisdn": line.msisdn, "service": "data", "quantity": MB}
+        )
+        _charged(event.pk)
+        return {pid: started for pid, started in _other_backends().items() if pid not in before}
+
+    after_first = charge("keep-1")
+    after_second = charge("keep-2")
+
+    assert len(after_first) == 1, "the worker's connection is open after its task"
+    assert after_second == after_first, "the next task ran on the same connection"
