@@ -4,6 +4,8 @@ for the integration tests and for the charging benchmark's offline run."""
 import os
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,12 +26,19 @@ def database_env() -> dict[str, str]:
     return {"DATABASE_URL": f"postgres://{auth}{host}:{port}/{settings['NAME']}"}
 
 
+class CeleryWorker(subprocess.Popen):
+    """A worker process, and the node name it answers remote control by."""
+
+    node_name: str
+
+
 @contextmanager
-def celery_worker(*, queue: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+def celery_worker(*, queue: str, env: dict[str, str] | None = None) -> Iterator[CeleryWorker]:
     """A real Celery worker process (one task at a time) on ``queue``, against this process's
     database and broker, with ``env`` added to its environment; stopped on leaving."""
     env = {**os.environ, **database_env(), "CELERY_QUEUE": queue, **(env or {})}
-    worker = subprocess.Popen(  # noqa: S603  (this interpreter, fixed arguments)
+    node_name = f"{queue}-{uuid.uuid4().hex[:8]}@localhost"
+    worker = CeleryWorker(  # noqa: S603  (this interpreter, fixed arguments)
         [
             sys.executable,
             "-m",
@@ -44,6 +53,8 @@ def celery_worker(*, queue: str, env: dict[str, str] | None = None) -> Iterator[
             "--without-mingle",
             "-Q",
             queue,
+            "-n",
+            node_name,
             "--loglevel=WARNING",
         ],
         env=env,
@@ -51,6 +62,7 @@ def celery_worker(*, queue: str, env: dict[str, str] | None = None) -> Iterator[
         stderr=subprocess.STDOUT,
         text=True,
     )
+    worker.node_name = node_name
     try:
         yield worker
     finally:
@@ -59,3 +71,20 @@ def celery_worker(*, queue: str, env: dict[str, str] | None = None) -> Iterator[
             worker.wait(timeout=15)
         except subprocess.TimeoutExpired:
             worker.kill()
+
+
+def celery_workers_wait(workers: list[CeleryWorker], *, timeout: float = 60) -> None:
+    """Until every one of ``workers`` has started and answers remote control (a worker that
+    answers consumes its queues)."""
+    from portal.celery import app
+
+    waiting = {worker.node_name for worker in workers}
+    deadline = time.monotonic() + timeout
+    while waiting:
+        for worker in workers:
+            if worker.poll() is not None:
+                raise RuntimeError(f"Celery worker {worker.node_name} stopped:\n{worker.stdout.read()}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Celery workers not up in {timeout:.0f} s: {sorted(waiting)}")
+        for reply in app.control.ping(destination=sorted(waiting), timeout=0.5):
+            waiting -= set(reply)

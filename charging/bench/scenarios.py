@@ -26,7 +26,7 @@ from charging.services import bucket_grant
 from charging.units import Unit
 from enterprise.models import CostCentre
 from portal.celery import app as celery_app
-from portal.processes import celery_worker
+from portal.processes import celery_worker, celery_workers_wait
 
 MB = 1024**2
 
@@ -158,7 +158,9 @@ def offline_run(*, company: PooledCompany, count: int, batch: int, workers: int,
     records = offline_records(company=company, count=count, prefix=prefix, quantity=MB)
     warm_up = offline_records(company=company, count=10, prefix="warm-up", quantity=MB)
     with _charging_workers(workers if settings.REDIS_URL else 0) as started:
-        # The workers are up and connected once these are charged.
+        # Every worker started (none still loading while the clock runs), and the charging path
+        # warm once these are charged.
+        celery_workers_wait(started)
         _wait_until_charged(_post(warm_up, batch=batch), workers=started)
         began = time.perf_counter()
         _wait_until_charged(_post(records, batch=batch), workers=started)

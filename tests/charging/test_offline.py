@@ -4,6 +4,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent
@@ -294,3 +295,16 @@ def test_records_whose_charging_task_was_lost_are_queued_again_and_charged_once(
     assert UsageChargeSweep.objects.get().below_id == max(stored) + 1
     assert Bucket.objects.get(line=line).remaining == 47 * MB
     assert ledger_mismatches() == []
+
+
+def test_a_line_with_usage_cannot_be_deleted():
+    """The database does not check usage records' lines (storing a batch would lock every
+    line's row): the portal refuses to delete a line that has usage."""
+    line = LineFactory(msisdn="31622222222")
+    result = usage_batch_ingest(payloads=[good("kept-1", MB, msisdn=line.msisdn)], source="mediation")
+    event = UsageEvent.objects.get(pk=result.outcomes[0].event_id)
+
+    with pytest.raises(ProtectedError) as refused:
+        line.delete()
+    assert set(refused.value.protected_objects) == {event}
+    assert UsageEvent.objects.get(pk=event.pk).line == line
