@@ -233,7 +233,7 @@ class UsageEvent(models.Model):
     msisdn = models.CharField(max_length=20, blank=True)
     # Indexed with the time it arrived (Meta.indexes): a line's usage is always read newest first.
     # No foreign-key constraint in the database: its check at commit locks the line's row for
-    # every record stored (a write to the line table per record, about a sixth of what storing
+    # every record stored (a write to the line table per record, about a third of what storing
     # a batch costs the server). The line is the one its number resolved to as the record was
     # stored, and lines are never deleted while they have usage: PROTECT still refuses that.
     line = models.ForeignKey(
