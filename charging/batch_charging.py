@@ -30,6 +30,9 @@ from charging.units import SERVICE_UNIT
 from portal.lookups import array_literal
 
 _NO_MONEY = Decimal(0)
+# Plain values, looked up per line of a batch (an enum member's lookup costs several times more).
+_BLOCK = NodeLimit.OnExceed.BLOCK.value
+_USAGE_REASON = {service: f"{service} usage" for service in SERVICE_UNIT}
 
 
 @dataclass(slots=True)
@@ -143,9 +146,9 @@ class AllowanceShortcut:
     def __init__(self, *, limits: list, buckets: list[Bucket], service: str, enabled: bool = True):
         self.enabled = enabled
         self.limits = limits
-        self.soft = [limit for limit in limits if limit.on_exceed != NodeLimit.OnExceed.BLOCK]
+        self.soft = [limit for limit in limits if limit.on_exceed != _BLOCK]
         self.buckets = buckets
-        self.reason = f"{service} usage"
+        self.reason = _USAGE_REASON[service]
 
     @classmethod
     def of_context(cls, *, ctx: ChargingContext, locked: Locked) -> "AllowanceShortcut":

@@ -11,7 +11,7 @@ returns still holds when the caller applies it in the same transaction.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.db.models import F, Q
@@ -450,7 +450,9 @@ def limit_periods_roll(*, limits: list[NodeLimit], at: datetime) -> None:
     for limit in limits:
         start = current.get(limit.period)
         if start is None:
-            start = current[limit.period] = period_start(period=limit.period, at=at)
+            # In UTC, as rows are read: comparing datetimes of two time zones converts both,
+            # each time, and a batch compares thousands.
+            start = current[limit.period] = period_start(period=limit.period, at=at).astimezone(UTC)
         if limit.period_start == start:
             continue  # the current period already (nearly every limit)
         counting = period_start(period=limit.period, at=limit.period_start)

@@ -35,9 +35,12 @@ def array_literal(values: list) -> tuple[str, str] | None:
     ``None`` for any other values, or none (they go to the driver as a list)."""
     if not values:
         return None
-    if all(type(value) is int for value in values):
-        return "{" + ",".join(map(str, values)) + "}", "bigint[]"
-    if all(type(value) is str for value in values):
+    kinds = set(map(type, values))
+    if kinds == {int}:
+        # The list's own text, brackets for braces: the elements as ``str`` writes them, with
+        # a space after each comma (which PostgreSQL allows), at a fraction of a join's cost.
+        return "{" + repr(values if type(values) is list else list(values))[1:-1] + "}", "bigint[]"
+    if kinds == {str}:
         # Every element quoted (so that NULL or a comma is a string like any other), with its
         # backslashes and quotes escaped.
         quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)

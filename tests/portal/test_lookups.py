@@ -43,7 +43,7 @@ def test_no_values_find_nothing():
 
 
 def test_whole_numbers_and_strings_travel_as_one_array_literal():
-    assert array_literal([3, 1, 2]) == ("{3,1,2}", "bigint[]")
+    assert array_literal([3, 1, 2]) == ("{3, 1, 2}", "bigint[]")
     assert array_literal(['a"b', "c\\d"]) == ('{"a\\"b","c\\\\d"}', "text[]")
     assert array_literal([True, 2]) is None  # not plain whole numbers: the driver adapts them
     assert array_literal([]) is None
