@@ -98,10 +98,11 @@ def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
                 )
             created = _bulk_store(source=source, payloads=payloads, new=new)
 
+        rejected = UsageEvent.Status.REJECTED.value  # looked up once, not per record
         for index, event, was_created in created.values():
             if not was_created:
                 status = RecordStatus.DUPLICATE
-            elif event.status == UsageEvent.Status.REJECTED:
+            elif event.status == rejected:
                 status = RecordStatus.REJECTED
             else:
                 status = RecordStatus.ACCEPTED
@@ -160,8 +161,9 @@ def _rows_store(new: dict[str, tuple[int, dict]]) -> dict[str, tuple[int, _Store
     if not new:
         return {}
     pks = rows_insert(UsageEvent, _STORED_FIELDS, [_row(fields) for _, fields in new.values()])
+    received = UsageEvent.Status.RECEIVED.value
     return {
-        key: (index, _Stored(pk, fields.get("status", UsageEvent.Status.RECEIVED), fields.get("errors", {})), True)
+        key: (index, _Stored(pk, fields.get("status", received), fields.get("errors", {})), True)
         for pk, (key, (index, fields)) in zip(pks, new.items(), strict=True)
     }
 

@@ -14,6 +14,7 @@ from charging.units import SERVICE_UNIT, SERVICES, ZONES, Service, Zone
 from portal.models import Line
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+_HOME = Zone.HOME.value  # a plain string: an enum member's value is looked up on every access
 
 
 class BatchLine(NamedTuple):
@@ -57,7 +58,7 @@ def usage_record_parse(
     if not isinstance(service, str) or service not in SERVICES:
         errors["service"] = f"Unknown service {service!r}; expected one of {', '.join(Service.values)}."
 
-    zone = payload.get("zone") or Zone.HOME.value
+    zone = payload.get("zone") or _HOME
     if not isinstance(zone, str) or zone not in ZONES:
         errors["zone"] = f"Unknown zone {zone!r}; expected one of {', '.join(Zone.values)}."
 
