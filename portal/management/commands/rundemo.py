@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, host, port, rate, **options):
         url = f"http://{host}:{port}"
+        # Stopped by a plain ``kill`` (a service manager, a container stopping), it stops its
+        # server as Ctrl-C does; by default the signal would end this process alone and leave
+        # the server holding the port.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         server = subprocess.Popen(  # noqa: S603 (fixed argv)
             [
                 sys.executable,
@@ -52,3 +57,7 @@ class Command(BaseCommand):
             except OSError:
                 time.sleep(0.2)
         raise SystemExit("The server did not come up within 20 seconds.")
+
+
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(128 + signum)
