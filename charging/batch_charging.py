@@ -26,13 +26,12 @@ from charging.grants import Locked, buckets_of_line, limits_on_path
 from charging.locks import usage_events_lock_values
 from charging.models import Bucket, LedgerEntry, NodeLimit, UsageEvent
 from charging.row_updates import rows_insert, rows_update
-from charging.units import SERVICE_UNIT
+from charging.units import SERVICE_UNIT, USAGE_REASON
 from portal.lookups import array_literal
 
 _NO_MONEY = Decimal(0)
-# Plain values, looked up per line of a batch (an enum member's lookup costs several times more).
+# A plain string, looked up per line of a batch (an enum member's lookup costs several times more).
 _BLOCK = NodeLimit.OnExceed.BLOCK.value
-_USAGE_REASON = {service: f"{service} usage" for service in SERVICE_UNIT}
 
 
 @dataclass(slots=True)
@@ -148,7 +147,7 @@ class AllowanceShortcut:
         self.limits = limits
         self.soft = [limit for limit in limits if limit.on_exceed != _BLOCK]
         self.buckets = buckets
-        self.reason = _USAGE_REASON[service]
+        self.reason = USAGE_REASON[service]
 
     @classmethod
     def of_context(cls, *, ctx: ChargingContext, locked: Locked) -> "AllowanceShortcut":

@@ -14,6 +14,7 @@ from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit
 from charging.rating import rate
 from charging.row_updates import rows_update
 from charging.thresholds import thresholds_check
+from charging.units import USAGE_REASON
 from portal.money import MONEY_QUANTUM
 
 
@@ -42,7 +43,7 @@ def settle(
     settled = Settled(units=used)
     left = used
     entries = []
-    reason = f"{ctx.service} usage"
+    reason = USAGE_REASON[ctx.service]
 
     def usage_entry(**change) -> LedgerEntry:
         return LedgerEntry(

@@ -34,6 +34,10 @@ SERVICE_UNIT: dict[str, str] = {
     Service.CONTENT.value: Unit.ITEMS.value,
 }
 
+# What a usage charge's ledger entries give as their reason. Every path that charges usage
+# writes the same text: a batch sums its entries by reason.
+USAGE_REASON: dict[str, str] = {service: f"{service} usage" for service in SERVICE_UNIT}
+
 # Services whose units are time: a grant of them crosses time-of-day bands as it is used.
 TIMED_SERVICES = frozenset({Service.VOICE.value, Service.VIDEO.value})
 # Read once: an enum's ``values`` builds a new list on every access, and every request checks them.

@@ -35,6 +35,7 @@ from charging.models import (
 from charging.quota import store
 from charging.row_updates import rows_insert, rows_update
 from charging.thresholds import thresholds_check
+from charging.units import USAGE_REASON
 
 LEDGER_FIELDS = ["kind", "billing_account_id", "bucket_id", "units", "amount", "reference", "reason", "created_at"]
 SESSION_FIELDS = [
@@ -125,7 +126,7 @@ def _apply(entries: list[dict]) -> None:
     for entry, meta in zip(entries, metas, strict=True):
         at = datetime.fromisoformat(entry["at"])
         reference = meta["reference"]
-        reason = f"{meta['service']} usage"
+        reason = USAGE_REASON[meta["service"]]
         for key, units in entry["takes"] or ():
             bucket, units = buckets[store.counter_of(key)[1]], int(units)
             bucket.remaining -= units
