@@ -111,11 +111,12 @@ def _charged(event_id: int, timeout: float = 30) -> None:
 
 
 def _other_backends() -> dict[int, object]:
-    """The database's other connections: process id -> when it connected."""
+    """The database's other client connections (not the server's own workers, such as
+    autovacuum's): process id -> when it connected."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pid, backend_start FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT pid, backend_start FROM pg_stat_activity WHERE datname = current_database()"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
         )
         return dict(cursor.fetchall())
 
