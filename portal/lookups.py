@@ -39,7 +39,7 @@ def array_literal(values: list) -> tuple[str, str] | None:
     if kinds == {int}:
         # The list's own text, brackets for braces: the elements as ``str`` writes them, with
         # a space after each comma (which PostgreSQL allows), at a fraction of a join's cost.
-        return "{" + repr(values if type(values) is list else list(values))[1:-1] + "}", "bigint[]"
+        return "{" + repr(values)[1:-1] + "}", "bigint[]"
     if kinds == {str}:
         # Every element quoted (so that NULL or a comma is a string like any other), with its
         # backslashes and quotes escaped.
