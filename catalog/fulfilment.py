@@ -20,10 +20,11 @@ from catalog.locks import order_lock, step_lock
 from catalog.models import FulfilmentStep, OrderEvent, OrderItem, Product, ProductOffering, ProductOrder
 from catalog.pricing import add_months
 from charging.models import LedgerEntry
-from charging.quota.profiles import profiles_forget
 from charging.services import bucket_grant_from_definition, line_rate_plan_assign, money_post
+from portal.db.profile_epoch import profiles_forget
 from portal.models import Line
 from portal.services import line_create
+from portal.task_queue import task_queue_on_commit
 
 Step = FulfilmentStep.Kind
 State = FulfilmentStep.State
@@ -31,17 +32,12 @@ State = FulfilmentStep.State
 
 def steps_start_on_commit(*, step_ids: list[int]) -> None:
     """Queues the steps' tasks once the transaction that made them ready has committed."""
-    from catalog.tasks import fulfilment_step_run  # the task module imports this one
-
     for step_id in step_ids:
-        transaction.on_commit(lambda step_id=step_id: fulfilment_step_run.delay(step_id))
+        task_queue_on_commit("catalog.tasks.fulfilment_step_run", step_id)
 
 
 def _line_release_on_commit(*, step: FulfilmentStep, msisdn: str) -> None:
-    from catalog.tasks import fulfilment_line_release
-
-    key = step.idempotency_key
-    transaction.on_commit(lambda: fulfilment_line_release.delay(key, msisdn))
+    task_queue_on_commit("catalog.tasks.fulfilment_line_release", step.idempotency_key, msisdn)
 
 
 # --- Running a step --------------------------------------------------------------------------

@@ -6,6 +6,5 @@ class ChargingConfig(AppConfig):
     verbose_name = "Charging and ledger"
 
     def ready(self):
-        from charging.quota import signals
-
-        signals.connect()
+        # Models are ready only now; services queue these tasks by name (``portal.task_queue``).
+        from charging import tasks  # noqa: F401

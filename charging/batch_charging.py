@@ -25,9 +25,9 @@ from charging.context import ChargingContext
 from charging.grants import Locked, buckets_of_line, limits_on_path
 from charging.locks import usage_events_lock_values
 from charging.models import Bucket, LedgerEntry, NodeLimit, UsageEvent
-from charging.row_updates import rows_insert, rows_update
 from charging.units import SERVICE_UNIT, USAGE_REASON
-from portal.lookups import array_literal
+from portal.db.lookups import array_literal
+from portal.db.rows import rows_insert, rows_update
 
 _NO_MONEY = Decimal(0)
 # A plain string, looked up per line of a batch (an enum member's lookup costs several times more).

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 
 from charging.selectors import account_money_snapshots, line_balance_snapshots, node_snapshots
+from portal.db.redis import client_if_configured
 from portal.models import Line
 
 logger = logging.getLogger(__name__)
@@ -103,14 +104,8 @@ def _watch_key() -> str:
     return f"{getattr(settings, 'CHANNELS_PREFIX', 'portal')}:watched"
 
 
-def _redis():
-    from charging.quota.store import client  # the one Redis connection of the charging app
-
-    return client() if settings.REDIS_URL else None
-
-
 def groups_watch(groups: Iterable[str], *, by: int = 1) -> None:
-    conn = _redis()
+    conn = client_if_configured()
     if conn is None:
         return
     with conn.pipeline(transaction=False) as pipe:
@@ -125,7 +120,7 @@ def groups_unwatch(groups: Iterable[str]) -> None:
 
 def watched_groups(groups: list[str]) -> set[str]:
     """Those of ``groups`` that somebody watches (all of them without Redis)."""
-    conn = _redis()
+    conn = client_if_configured()
     if conn is None or not groups:
         return set(groups)
     counts = conn.hmget(_watch_key(), groups)

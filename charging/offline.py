@@ -19,9 +19,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from charging.models import UsageChargeSweep, UsageEvent
-from charging.row_updates import rows_insert
 from charging.services import usage_event_fields, usage_event_store
 from charging.usage_records import lines_by_msisdn
+from portal.db.rows import rows_insert
+from portal.task_queue import task_queue
 
 
 class RecordStatus:
@@ -259,6 +260,4 @@ def _charge_after_commit(event_ids: list[int]) -> None:
 
 
 def _queue_charge(event_ids: list[int]) -> None:
-    from charging.tasks import charge_usage_batch  # the task module imports the services
-
-    charge_usage_batch.delay(event_ids)
+    task_queue("charging.tasks.charge_usage_batch", event_ids)

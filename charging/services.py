@@ -29,6 +29,9 @@ from charging.usage_records import BatchLine, usage_record_parse
 from enterprise.models import CostCentre
 from portal.models import BillingAccount, Line
 from portal.money import money
+from portal.task_queue import task_queue_on_commit
+
+CHARGE_USAGE_EVENT = "charging.tasks.charge_usage_event"
 
 EXTERNAL_ID_MAX_LENGTH = UsageEvent._meta.get_field("external_id").max_length
 
@@ -162,11 +165,9 @@ def usage_event_ingest(*, payload: dict, source: str = "mediation") -> tuple[Usa
     Returns ``(event, created)``. A record that fails its checks is stored as rejected with
     the reason per field (in ``event.reason``) and charges nothing.
     """
-    from charging.tasks import charge_usage_event  # the task module imports this one
-
     event, created = usage_event_store(payload=payload, source=source)
     if created and event.status == UsageEvent.Status.RECEIVED:
-        transaction.on_commit(lambda: charge_usage_event.delay(event.pk))
+        task_queue_on_commit(CHARGE_USAGE_EVENT, event.pk)
     return event, created
 
 
@@ -334,8 +335,6 @@ def _batch_charge_all_locked(
 
 def usage_event_replay(*, event: UsageEvent) -> UsageEvent:
     """Checks a rejected record again (after its cause was fixed) and charges it if it passes."""
-    from charging.tasks import charge_usage_event
-
     with transaction.atomic():
         event = usage_event_lock(event_id=event.pk)
         if event.status != UsageEvent.Status.REJECTED:
@@ -357,5 +356,5 @@ def usage_event_replay(*, event: UsageEvent) -> UsageEvent:
         event.reason = ""
         event.errors = {}
         event.save()
-        transaction.on_commit(lambda: charge_usage_event.delay(event.pk))
+        task_queue_on_commit(CHARGE_USAGE_EVENT, event.pk)
     return event

@@ -12,9 +12,9 @@ from charging.context import ChargingContext
 from charging.grants import OVERAGE, HoldPlan, Locked, plan_grant
 from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit
 from charging.rating import rate
-from charging.row_updates import rows_update
 from charging.thresholds import thresholds_check
 from charging.units import USAGE_REASON
+from portal.db.rows import rows_update
 from portal.money import MONEY_QUANTUM
 
 

@@ -31,9 +31,9 @@ from charging.grants import Locked, bucket_draw_order, limit_periods_roll, usabl
 from charging.locks import LimitRow, NodeLimitsLock, buckets_lock_by_id
 from charging.models import Bucket, NodeLimit
 from charging.periods import period_start
-from charging.row_updates import rows_update
 from charging.thresholds import thresholds_check
 from charging.units import SERVICE_UNIT
+from portal.db.rows import rows_update
 
 
 class SharedRowsMoved(Exception):

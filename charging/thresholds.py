@@ -24,6 +24,7 @@ from charging.units import Unit, format_units
 from enterprise.models import CostCentre, ManagerAssignment
 from portal.models import Customer, Notification
 from portal.notifications import notification_send
+from portal.task_queue import task_queue
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +108,7 @@ def thresholds_check(
 
 
 def _notify_later(notice_id: int) -> None:
-    from charging.tasks import notify_customer  # the tasks module imports the services
-
-    notify_customer.delay(notice_id)
+    task_queue("charging.tasks.notify_customer", notice_id)
 
 
 def notice_name(notice: ThresholdNotice) -> str:

@@ -6,4 +6,4 @@ class PortalConfig(AppConfig):
     verbose_name = "Customer accounts"
 
     def ready(self):
-        from portal import lookups  # noqa: F401  (registers ``__any``)
+        from portal.db import lookups  # noqa: F401  (registers ``__any``)

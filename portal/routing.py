@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal.consumers import LiveConsumer
+from portal.selfcare.consumers import LiveConsumer
 
 websocket_urlpatterns = [
     path("ws/live/", LiveConsumer.as_asgi()),

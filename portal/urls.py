@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from portal import views
+from portal.selfcare import views
 
 selfcare_patterns = (
     [
@@ -20,7 +20,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("api/", include("charging.api_urls")),
+    path("api/", include("charging.api.urls")),
     path("api/", include("catalog.api_urls")),
     path("shop/", include("catalog.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

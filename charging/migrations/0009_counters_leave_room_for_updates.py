@@ -10,7 +10,7 @@ before this keep their layout until the table is rewritten (``VACUUM FULL``).
 
 from django.db import migrations
 
-from portal.storage import fillfactor_set
+from portal.db.storage import fillfactor_set
 
 COUNTER_MODELS = ["NodeLimit", "Bucket", "MoneyBalance"]
 FILLFACTOR = 50

@@ -11,7 +11,7 @@ until the table is rewritten.
 
 from django.db import migrations, models
 
-from portal.storage import fillfactor_set
+from portal.db.storage import fillfactor_set
 
 FILLFACTOR = 50
 

@@ -23,8 +23,6 @@ It is switched on by ``CHARGING_QUOTA_STORE`` (needs ``REDIS_URL``). Redis must 
 (append-only file) for the log to be durable between two applies.
 """
 
-from django.conf import settings
+from portal.db.profile_epoch import quota_store_enabled
 
-
-def quota_store_enabled() -> bool:
-    return bool(getattr(settings, "CHARGING_QUOTA_STORE", False)) and bool(getattr(settings, "REDIS_URL", ""))
+__all__ = ["quota_store_enabled"]

@@ -33,9 +33,9 @@ from charging.models import (
     Reservation,
 )
 from charging.quota import store
-from charging.row_updates import rows_insert, rows_update
 from charging.thresholds import thresholds_check
 from charging.units import USAGE_REASON
+from portal.db.rows import rows_insert, rows_update
 
 LEDGER_FIELDS = ["kind", "billing_account_id", "bucket_id", "units", "amount", "reference", "reason", "created_at"]
 SESSION_FIELDS = [

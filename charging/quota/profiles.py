@@ -13,14 +13,13 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from charging.context import line_paths
 from charging.grants import bucket_draw_order
 from charging.models import Bucket, NodeLimit
-from charging.quota import quota_store_enabled, store
+from charging.quota import store
 from charging.units import SERVICE_UNIT
 from enterprise.models import SteeringRule
 from portal.models import Line
@@ -140,9 +139,3 @@ def _remember(conn, key: str, profile: Profile, horizon: datetime | None, *, epo
     seconds = MAX_AGE_SECONDS if horizon is None else min(MAX_AGE_SECONDS, int((horizon - at).total_seconds()))
     if seconds > 0:
         conn.set(key, json.dumps({**asdict(profile), "epoch": epoch}), ex=seconds)
-
-
-def profiles_forget() -> None:
-    """Every profile is read afresh from now on (after the transaction, if in one)."""
-    if quota_store_enabled():
-        transaction.on_commit(lambda: store.client().incr(store.epoch_key()))

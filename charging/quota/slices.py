@@ -23,7 +23,7 @@ from charging.locks import buckets_lock_by_id, node_limits_lock
 from charging.models import Bucket, NodeLimit
 from charging.quota import store
 from charging.quota.log import log_pending
-from charging.row_updates import rows_update
+from portal.db.rows import rows_update
 
 COUNTERS = ["reserved", "in_store"]
 

@@ -5,27 +5,20 @@ for a bucket, ``<prefix>:free:l:<id>`` for a limit. A session is a hash; its ans
 strings kept a day for repeats; the log is a stream the applier drains.
 """
 
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
 import redis
-from django.conf import settings
+
+from portal.db.profile_epoch import profiles_epoch_key, quota_prefix
+from portal.db.redis import client
 
 BUCKET = "b"
 LIMIT = "l"
 
 
 def prefix() -> str:
-    return getattr(settings, "CHARGING_QUOTA_PREFIX", "quota")
-
-
-@cache
-def _client_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)  # its pool reconnects in a forked child
-
-
-def client() -> redis.Redis:
-    return _client_for(settings.REDIS_URL)
+    return quota_prefix()
 
 
 def counter_key(kind: str, pk: int) -> str:
@@ -62,7 +55,7 @@ def dry_key(counter: str) -> str:
 
 
 def epoch_key() -> str:
-    return f"{prefix()}:epoch"
+    return profiles_epoch_key()
 
 
 def profile_key(msisdn: str, service: str) -> str:

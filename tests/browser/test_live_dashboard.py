@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from charging.models import Bucket
-from portal.demo import mediation_token
+from portal.demo.data import mediation_token
 from tests.factories import MB, LineFactory, UserFactory, data_bucket
 from tests.livetools import asgi_server
 from tests.services import chromium_path

@@ -4,7 +4,7 @@ from django.core.management import call_command
 from charging.selectors import ledger_mismatches
 from enterprise.models import Company, CostCentre
 from enterprise.selectors import cost_centre_path, cost_centre_tree_is_valid
-from portal.demo import DEMO_LOGINS
+from portal.demo.data import DEMO_LOGINS
 from portal.models import Line
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from django.db import transaction
 
 from charging.services import usage_event_charge, usage_event_ingest
 from portal.asgi import application
-from portal.consumers import CLOSE_UNAUTHENTICATED
+from portal.selfcare.consumers import CLOSE_UNAUTHENTICATED
 from tests.factories import MB, LineFactory, data_bucket
 from tests.livetools import websocket_headers
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.lookups import array_literal
+from portal.db.lookups import array_literal
 from portal.models import Customer, Line
 from tests.factories import CustomerFactory, LineFactory
 

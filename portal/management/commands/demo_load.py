@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from portal.demo import DEMO_LOGINS, demo_is_loaded, demo_load
+from portal.demo.data import DEMO_LOGINS, demo_is_loaded, demo_load
 
 
 class Command(BaseCommand):

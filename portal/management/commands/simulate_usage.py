@@ -3,9 +3,9 @@ import threading
 
 from django.core.management.base import BaseCommand
 
-from portal.demo import mediation_token
+from portal.demo.data import mediation_token
+from portal.demo.simulator import usage_simulate
 from portal.models import Line
-from portal.usage_simulator import usage_simulate
 
 
 class Command(BaseCommand):

@@ -10,13 +10,13 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from catalog.demo import catalog_demo_load
 from charging.models import LedgerEntry, Tariff
 from charging.services import bucket_grant, money_balance_open, money_post
 from charging.units import Service, Unit
 from enterprise.models import CostCentre, ManagerAssignment
 from enterprise.selectors import company_root
 from enterprise.services import company_create, cost_centre_create
+from portal.demo.catalog import catalog_demo_load
 from portal.models import BillingAccount, Customer
 from portal.services import billing_account_open, customer_create, line_create
 

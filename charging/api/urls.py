@@ -1,13 +1,13 @@
 from django.urls import path
 
-from charging.api import UsageBulkCreateView, UsageCreateView
-from charging.online_api import (
+from charging.api.online import (
     EventChargeView,
     EventRefundView,
     SessionStartView,
     SessionTerminateView,
     SessionUpdateView,
 )
+from charging.api.usage import UsageBulkCreateView, UsageCreateView
 
 urlpatterns = [
     path("usage/", UsageCreateView.as_view(), name="usage-create"),

@@ -14,7 +14,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from charging.api import MayPostUsage, source_of
+from charging.api.usage import MayPostUsage, source_of
 from charging.events import event_charge, event_refund
 from charging.grants import FinalUnitAction
 from charging.models import ChargingRequest, ChargingSession

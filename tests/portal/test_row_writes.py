@@ -7,11 +7,11 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from charging import row_updates
 from charging.models import Bucket, MoneyBalance, NodeLimit, UsageEvent
 from charging.offline import usage_batch_ingest
-from charging.row_updates import rows_insert, rows_update
 from charging.services import usage_events_charge
+from portal.db import rows as row_updates
+from portal.db.rows import rows_insert, rows_update
 from tests.charging.trees import MB, company_tree
 from tests.factories import LineFactory
 from tests.services import require_postgres

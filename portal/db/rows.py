@@ -23,7 +23,7 @@ import orjson
 from django.db import connection, models
 from django.utils import timezone
 
-from portal.lookups import array_literal
+from portal.db.lookups import array_literal
 
 
 def rows_update(model: type[models.Model], rows: Sequence[Any], fields: list[str]) -> None:
@@ -55,7 +55,7 @@ def rows_update(model: type[models.Model], rows: Sequence[Any], fields: list[str
     with connection.cursor() as cursor:
         if all(literals):
             # Whole numbers and strings (counters, mostly): one array literal per column is
-            # cheaper than a staging table however many rows (see ``portal.lookups``).
+            # cheaper than a staging table however many rows (see ``portal.db.lookups``).
             arrays = ", ".join(f"%s::{array_type}" for _, array_type in literals)
             source, params = f"unnest({arrays})", [text for text, _ in literals]
         elif len(rows) >= COPY_FROM:

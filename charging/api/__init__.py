@@ -1,0 +1,1 @@
+"""The network-facing charging API: usage records (offline) and credit control (online)."""

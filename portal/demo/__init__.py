@@ -1,0 +1,1 @@
+"""Demo data (customers, a company, the shop's catalogue) and the usage simulator."""

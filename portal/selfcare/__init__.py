@@ -1,0 +1,1 @@
+"""The consumer's self-care pages and the live websocket every portal page listens to."""
