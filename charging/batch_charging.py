@@ -21,13 +21,16 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from charging.allowances import buckets_of_line
 from charging.context import ChargingContext
-from charging.grants import Locked, buckets_of_line, limits_on_path
-from charging.locks import usage_events_lock_values
-from charging.models import Bucket, LedgerEntry, NodeLimit, UsageEvent
+from charging.grants import limits_on_path
+from charging.ledger import Entry, Kind, ledger_write
+from charging.locks import Locked, usage_events_lock_values
+from charging.models import Bucket, NodeLimit, UsageEvent
+from charging.periods import limit_count
 from charging.units import SERVICE_UNIT, USAGE_REASON
 from portal.db.lookups import array_literal
-from portal.db.rows import rows_insert, rows_update
+from portal.db.rows import rows_update
 
 _NO_MONEY = Decimal(0)
 # A plain string, looked up per line of a batch (an enum member's lookup costs several times more).
@@ -155,7 +158,9 @@ class AllowanceShortcut:
         return cls(
             limits=limits_on_path(locked=locked, path_ids=ctx.path_ids, unit=unit),
             # Which allowances a record may draw on depends on its time only through their validity.
-            buckets=buckets_of_line(locked=locked, line_id=ctx.line.pk, path_ids=ctx.path_ids, unit=unit, at=ctx.at),
+            buckets=buckets_of_line(
+                holders=locked.buckets_by_holder(), line_id=ctx.line.pk, path_ids=ctx.path_ids, unit=unit, at=ctx.at
+            ),
             service=ctx.service,
             # A line that may be steered to a personal account is charged the full way: its
             # payer depends on each record's time.
@@ -179,8 +184,7 @@ class AllowanceShortcut:
             return False
         bucket.remaining -= used
         for limit in self.limits:
-            if at >= limit.period_start:  # usage of a period already closed counts in none
-                limit.used += used
+            limit_count(limit, units=used, at=at)
         posting.add(bucket.billing_account_id, bucket.pk, None, -used, _NO_MONEY, self.reason, at)
         event.units_from_buckets = used
         event.amount_charged = _NO_MONEY
@@ -222,7 +226,7 @@ class BatchPosting:
             total[1] += amount
             total[2] = max(total[2], at)
 
-    def add_entry(self, entry: LedgerEntry) -> None:
+    def add_entry(self, entry: Entry) -> None:
         """An entry the full plan settled (a usage charge of one balance)."""
         self.add(
             entry.billing_account_id,
@@ -237,22 +241,7 @@ class BatchPosting:
     def save(self) -> None:
         """Writes the entries in one statement."""
         event_id = self.single.pk if self.single else None
-        rows = [
-            (account, bucket, balance, LedgerEntry.Kind.USAGE, units, amount, event_id, self.reference, reason, at)
+        ledger_write(
+            Entry(account, Kind.USAGE, bucket, balance, units, amount, event_id, self.reference, reason, None, at)
             for (account, bucket, balance, reason, _), (units, amount, at) in self._totals.items()
-        ]
-        rows_insert(LedgerEntry, _LEDGER_FIELDS, rows)
-
-
-_LEDGER_FIELDS = (
-    "billing_account_id",
-    "bucket_id",
-    "money_balance_id",
-    "kind",
-    "units",
-    "amount",
-    "usage_event_id",
-    "reference",
-    "reason",
-    "created_at",
-)
+        )

@@ -9,7 +9,9 @@ from django.utils import timezone
 
 from charging import live
 from charging.context import charging_context
-from charging.grants import lock_for, plan_grant
+from charging.grants import plan_grant
+from charging.ledger import ledger_write, refund_entry
+from charging.locks import lock_for
 from charging.models import ChargingRequest, LedgerEntry, Tariff
 from charging.quota import events as quota_events
 from charging.quota import quota_store_enabled
@@ -138,24 +140,19 @@ def _event_refund(key, charged_key, event_id, reason, actor, at) -> dict:
             balance.amount -= entry.amount
             balance.period_spent = max(Decimal(0), balance.period_spent + entry.amount)
         refunds.append(
-            LedgerEntry(
-                billing_account_id=entry.billing_account_id,
-                bucket_id=entry.bucket_id,
-                money_balance_id=entry.money_balance_id,
-                kind=LedgerEntry.Kind.REFUND,
-                units=-entry.units,
-                amount=-entry.amount,
+            refund_entry(
+                of=entry,
                 reference=key,
                 reason=reason or f"Refund of event {event_id}",
-                actor=actor,
-                created_at=at,
+                actor_id=actor.pk if actor else None,
+                at=at,
             )
         )
     charged_at = datetime.fromisoformat(charged.answer["charged_at"])
     for limit in locked.limits:
         if limit.pk in charged.answer["limits"] and limit.period_start <= charged_at:
             limit.used = max(0, limit.used - charged.answer["units"])
-    LedgerEntry.objects.bulk_create(refunds)
+    ledger_write(refunds)
     locked_save(locked)
     answer = {
         "result": "success",

@@ -9,24 +9,15 @@ Everything here works on rows the caller has locked (``charging.locks``), so the
 returns still holds when the caller applies it in the same transaction.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.db.models import F, Q
-
+from charging.allowances import bucket_draw_order, buckets_of_line, is_usable
 from charging.context import ChargingContext
-from charging.locks import NodeLimitsLock, buckets_lock_by_id, money_balances_lock
-from charging.models import (
-    Bucket,
-    MoneyBalance,
-    NodeLimit,
-    Tariff,
-    TariffRate,
-)
-from charging.periods import period_start
+from charging.locks import Locked
+from charging.models import Bucket, MoneyBalance, NodeLimit, Tariff, TariffRate
 from charging.quota import quota_store_enabled
+from charging.quota.slices import slices_reclaim_locked
 from charging.rating import affordable_units, rate
 
 
@@ -40,70 +31,6 @@ class FinalUnitAction:
 
 TARIFF = "tariff"
 OVERAGE = "overage"
-
-
-@dataclass
-class Locked:
-    """The rows a charge may change, locked in the global order for this transaction.
-
-    Money balances are last in that order and locked only when a charge first needs money
-    (most usage is covered by allowances): then every money balance the charge could touch
-    is locked at once, by key, so the order still holds.
-    """
-
-    limits: list[NodeLimit]
-    buckets: dict[int, Bucket]
-    money_accounts: set[int]
-    at: datetime
-    _money: dict[int, MoneyBalance] | None = None
-    as_read: dict[tuple[str, int], tuple] = field(default_factory=dict)
-    limits_by_id: dict[int, NodeLimit] = field(init=False, default_factory=dict)
-    limits_by_node: dict[int, list[NodeLimit]] = field(init=False, default_factory=dict)
-    ledger: list = field(init=False, default_factory=list)  # entries settled, written with the counters
-    # Calls back the free part of the quota store's slices of the rows given (see ``plan_grant``).
-    slices_reclaim: Callable[[list], None] | None = None
-    reclaimed: set[tuple[str, int]] = field(init=False, default_factory=set)
-    _by_holder: dict[tuple[str, int], list[Bucket]] | None = field(init=False, default=None)
-
-    def __post_init__(self):
-        self.as_read = dict(self.counters())
-        self.limits_by_id = {limit.pk: limit for limit in self.limits}
-        for limit in self.limits:
-            self.limits_by_node.setdefault(limit.node_id, []).append(limit)
-
-    @property
-    def money(self) -> dict[int, MoneyBalance]:
-        """Money balances by billing account id, locked on first use."""
-        self.lock_money()
-        return self._money
-
-    def lock_money(self) -> None:
-        """Locks every money balance the charge could touch, at once and in key order."""
-        if self._money is None:
-            self._money = _money_balances_lock(account_ids=self.money_accounts, at=self.at)
-            self.as_read.update((key, counters) for key, counters in self.counters() if key[0] == "money")
-
-    def buckets_by_holder(self) -> dict[tuple[str, int], list[Bucket]]:
-        """The locked buckets by holder, ``("line", id)`` or ``("node", id)``: a batch looks up
-        each line's allowances instead of scanning all of them per line."""
-        if self._by_holder is None:
-            self._by_holder = {}
-            for bucket in self.buckets.values():
-                holder = ("line", bucket.line_id) if bucket.line_id else ("node", bucket.cost_centre_id)
-                self._by_holder.setdefault(holder, []).append(bucket)
-        return self._by_holder
-
-    def money_if_locked(self) -> list[MoneyBalance]:
-        return list((self._money or {}).values())
-
-    def counters(self):
-        """Each locked row's counters, keyed by table and id, to write back only what moved."""
-        for limit in self.limits:
-            yield ("limit", limit.pk), (limit.used, limit.reserved, limit.in_store)
-        for bucket in self.buckets.values():
-            yield ("bucket", bucket.pk), (bucket.remaining, bucket.reserved, bucket.in_store)
-        for balance in (self._money or {}).values():
-            yield ("money", balance.pk), (balance.amount, balance.reserved, balance.period_spent)
 
 
 @dataclass
@@ -126,110 +53,6 @@ class GrantPlan:
     must_charge: bool = False
 
 
-def usable_buckets_of(*, ctxs: list[ChargingContext]) -> set[int]:
-    """Allowances any of these usages may draw on now, in one query (read without a lock;
-    each charge re-checks its own once locked)."""
-    return usable_buckets(
-        line_ids={ctx.line.pk for ctx in ctxs},
-        node_ids={node for ctx in ctxs for node in ctx.path_ids},
-        units={ctx.unit for ctx in ctxs},
-        at=min(ctx.at for ctx in ctxs),
-    )
-
-
-def usable_buckets(*, line_ids: set[int], node_ids: set[int], units: set[str], at: datetime) -> set[int]:
-    """Allowances of these lines and nodes, in these units, with units left at ``at`` or
-    later (see ``usable_buckets_of``)."""
-    holders = Q(line_id__any=line_ids)
-    if node_ids:
-        holders |= Q(cost_centre_id__any=node_ids)
-    return set(
-        Bucket.objects.filter(holders, unit__in=units)
-        .filter(Q(remaining__gt=F("reserved")) | Q(in_store__gt=0))  # a slice may be called back
-        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
-        .order_by()
-        .values_list("pk", flat=True)
-    )
-
-
-def path_nodes_by_unit(ctxs: list[ChargingContext]) -> dict[str, set[int]]:
-    """The nodes on the usages' paths, by unit: where their limits are. Steered or not: a
-    batch's records may be steered differently by time of day."""
-    nodes_by_unit: dict[str, set[int]] = {}
-    for ctx in ctxs:
-        nodes_by_unit.setdefault(ctx.unit, set()).update(ctx.path_ids)
-    return nodes_by_unit
-
-
-def lock_for(
-    *,
-    ctx: ChargingContext,
-    bucket_ids: set[int] = frozenset(),
-    account_ids: set[int] = frozenset(),
-    limit_ids: set[int] = frozenset(),
-) -> Locked:
-    """Locks, in the global order, every row a grant for ``ctx`` and the given holds may touch."""
-    return lock_for_batch(ctxs=[ctx], bucket_ids=bucket_ids, account_ids=account_ids, limit_ids=limit_ids)
-
-
-def lock_for_batch(
-    *,
-    ctxs: list[ChargingContext],
-    bucket_ids: set[int] = frozenset(),
-    account_ids: set[int] = frozenset(),
-    limit_ids: set[int] = frozenset(),
-    at: datetime | None = None,
-) -> Locked:
-    """Locks every row a batch of charges (and the holds being released) may touch at once,
-    in the global order, so that batches running side by side never wait on each other in a
-    cycle. Limits roll over to the period of ``at`` (default: the latest charge).
-
-    The rows many lines share (their cost centres' limits, the pools) are locked last, once
-    all that can be done before is done: a batch holds up the others only for the time it
-    takes to charge, not to read and lock its thousand lines' own rows."""
-    at = at or max(ctx.at for ctx in ctxs)
-    limits_lock = NodeLimitsLock(nodes_by_unit=path_nodes_by_unit(ctxs), limit_ids=set(limit_ids))
-    bucket_ids = set(bucket_ids)
-
-    def find_buckets() -> None:
-        bucket_ids.update(usable_buckets_of(ctxs=ctxs))
-
-    if len(ctxs) > 1 and not limit_ids:
-        limits = limits_lock.in_two_steps(
-            own_node_ids={ctx.path_ids[-1] for ctx in ctxs if ctx.path_ids}, between=find_buckets
-        )
-    else:  # one line (or limits named by id): one statement
-        limits = limits_lock.all()
-        find_buckets()
-    limit_periods_roll(limits=limits, at=at)
-    buckets = buckets_lock_by_id(bucket_ids=bucket_ids)
-    accounts = set(account_ids)
-    for ctx in ctxs:
-        accounts.add(ctx.payer_account_id)
-        accounts.add(ctx.line.billing_account_id)
-        if ctx.personal_account_id:
-            accounts.add(ctx.personal_account_id)
-    locked = Locked(limits=limits, buckets=buckets, money_accounts=accounts, at=at)
-    if quota_store_enabled():
-        from charging.quota.slices import slices_reclaim_locked  # the store builds on this module
-
-        locked.slices_reclaim = slices_reclaim_locked
-    if account_ids:  # holds on money are being released: lock them now, in order
-        locked.lock_money()
-    return locked
-
-
-def _money_balances_lock(*, account_ids: set[int], at: datetime) -> dict[int, MoneyBalance]:
-    money = money_balances_lock(billing_account_ids=account_ids)
-    if len(money) < len(account_ids):  # an account that never had money yet gets its balance row
-        for account_id in account_ids - set(money):
-            MoneyBalance.objects.get_or_create(billing_account_id=account_id)
-        money = money_balances_lock(billing_account_ids=account_ids)
-    for balance in money.values():
-        _roll_spending_period(balance=balance, at=at)
-    return money
-
-
 def plan_grant(
     *, ctx: ChargingContext, locked: Locked, requested: int, session_used: int = 0, must_charge: bool = False
 ) -> GrantPlan:
@@ -244,12 +67,12 @@ def plan_grant(
     if requested <= 0:
         return plan
     limits = path_limits(ctx=ctx, locked=locked)
-    if locked.slices_reclaim:
+    if quota_store_enabled():
         # The quota store may hold what this charge lacks, in slices nobody uses yet: call
         # them back (once per row and transaction) rather than refuse or charge money for it.
         short = _short_in_store(ctx=ctx, locked=locked, limits=limits, requested=requested)
         if short:
-            locked.slices_reclaim(short)
+            slices_reclaim_locked(short)
     blocking = [] if must_charge else [limit for limit in limits if limit.on_exceed == NodeLimit.OnExceed.BLOCK]
     hard = [limit.headroom for limit in blocking]
     soft = [limit for limit in limits if limit.on_exceed != NodeLimit.OnExceed.BLOCK]
@@ -312,7 +135,7 @@ def _draw_allowances_then_money(
     for bucket in sorted(locked.buckets.values(), key=bucket_draw_order(ctx.at)):
         if got == units:
             break
-        if not _usable(bucket=bucket, ctx=ctx):
+        if not is_usable(bucket=bucket, ctx=ctx):
             continue
         take = min(bucket.available - held.get(bucket.pk, 0), units - got)
         if take > 0:
@@ -373,7 +196,7 @@ def _draw_money(
 def _short_in_store(*, ctx: ChargingContext, locked: Locked, limits: list[NodeLimit], requested: int) -> list:
     """The limits and allowances of this charge that fall short of it while the quota store
     holds a slice of them, each once per transaction."""
-    usable = [b for b in locked.buckets.values() if _usable(bucket=b, ctx=ctx)]
+    usable = [b for b in locked.buckets.values() if is_usable(bucket=b, ctx=ctx)]
     short = [limit for limit in limits if limit.headroom < requested]
     if sum(b.available for b in usable) < requested:
         short += usable
@@ -417,60 +240,6 @@ def buckets_on_path(*, ctx: ChargingContext, locked: Locked) -> list[Bucket]:
     validity at the usage's own time), in the order they are drawn from."""
     if ctx.steered_personal:
         return []
-    return buckets_of_line(locked=locked, line_id=ctx.line.pk, path_ids=ctx.path_ids, unit=ctx.unit, at=ctx.at)
-
-
-def buckets_of_line(*, locked: Locked, line_id: int, path_ids: list[int], unit: str, at: datetime) -> list[Bucket]:
-    """The line's own allowances and the pools on its path, of a unit, in the order they are
-    drawn from at ``at`` (see ``buckets_on_path``)."""
-    holders = locked.buckets_by_holder()
-    on_path = [*holders.get(("line", line_id), ())]
-    for node in path_ids:
-        on_path.extend(holders.get(("node", node), ()))
-    of_unit = [bucket for bucket in on_path if bucket.unit == unit]
-    return sorted(of_unit, key=bucket_draw_order(at)) if len(of_unit) > 1 else of_unit
-
-
-def bucket_draw_order(at: datetime):
-    return lambda b: (b.priority, b.valid_until is None, b.valid_until or at, b.pk)
-
-
-def _usable(*, bucket: Bucket, ctx: ChargingContext) -> bool:
-    held_on_path = bucket.line_id == ctx.line.pk or bucket.cost_centre_id in ctx.path_ids
-    return held_on_path and bucket.unit == ctx.unit and bucket.is_valid_at(ctx.at) and not ctx.steered_personal
-
-
-def limit_periods_roll(*, limits: list[NodeLimit], at: datetime) -> None:
-    """A limit counts from the start of its period; a new period starts from zero. A limit
-    set up during a period counts from that period's start. Written back in a statement or
-    two, however many limits rolled."""
-    rolled: dict[tuple[datetime, bool], list[int]] = {}
-    current: dict[str, datetime] = {}  # a batch's limits share a few periods
-
-    for limit in limits:
-        start = current.get(limit.period)
-        if start is None:
-            # In UTC, as rows are read: comparing datetimes of two time zones converts both,
-            # each time, and a batch compares thousands.
-            start = current[limit.period] = period_start(period=limit.period, at=at).astimezone(UTC)
-        if limit.period_start == start:
-            continue  # the current period already (nearly every limit)
-        counting = period_start(period=limit.period, at=limit.period_start)
-        if counting > start:
-            continue  # ``at`` lies before the period it counts: nothing to roll
-        reset = counting < start
-        if reset:
-            limit.used = 0
-        limit.period_start = start
-        rolled.setdefault((start, reset), []).append(limit.pk)
-    for (start, reset), ids in rolled.items():
-        changes = {"period_start": start, **({"used": 0} if reset else {})}
-        NodeLimit.objects.filter(pk__in=ids).update(**changes)
-
-
-def _roll_spending_period(*, balance: MoneyBalance, at: datetime) -> None:
-    start = period_start(period="month", at=at)
-    if balance.period_start is None or balance.period_start < start:
-        balance.period_spent = Decimal(0)
-        balance.period_start = start
-        MoneyBalance.objects.filter(pk=balance.pk).update(period_spent=0, period_start=start)
+    return buckets_of_line(
+        holders=locked.buckets_by_holder(), line_id=ctx.line.pk, path_ids=ctx.path_ids, unit=ctx.unit, at=ctx.at
+    )

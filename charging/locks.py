@@ -10,7 +10,7 @@ its IMMEDIATE transactions serialise writers.
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -18,7 +18,10 @@ from django.db import connection
 from django.db.models import BooleanField, ExpressionWrapper, Q, TextField
 from django.db.models.functions import Cast
 
+from charging.allowances import usable_buckets_of
+from charging.context import ChargingContext
 from charging.models import Bucket, ChargingSession, MoneyBalance, NodeLimit, UsageEvent
+from charging.periods import limit_periods_roll, spending_period_roll
 
 
 def usage_event_lock(*, event_id: int) -> UsageEvent:
@@ -182,3 +185,142 @@ def session_handover_lock(*, source: str, session_id: str) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"session:{source}:{session_id}"])
+
+
+# --- What a charge may change, locked at once --------------------------------------------------
+
+
+@dataclass
+class Locked:
+    """The rows a charge may change, locked in the global order for this transaction.
+
+    Money balances are last in that order and locked only when a charge first needs money
+    (most usage is covered by allowances): then every money balance the charge could touch
+    is locked at once, by key, so the order still holds.
+    """
+
+    limits: list[NodeLimit]
+    buckets: dict[int, Bucket]
+    money_accounts: set[int]
+    at: datetime
+    _money: dict[int, MoneyBalance] | None = None
+    as_read: dict[tuple[str, int], tuple] = field(default_factory=dict)
+    limits_by_id: dict[int, NodeLimit] = field(init=False, default_factory=dict)
+    limits_by_node: dict[int, list[NodeLimit]] = field(init=False, default_factory=dict)
+    ledger: list = field(init=False, default_factory=list)  # entries settled, written with the counters
+    reclaimed: set[tuple[str, int]] = field(init=False, default_factory=set)
+    _by_holder: dict[tuple[str, int], list[Bucket]] | None = field(init=False, default=None)
+
+    def __post_init__(self):
+        self.as_read = dict(self.counters())
+        self.limits_by_id = {limit.pk: limit for limit in self.limits}
+        for limit in self.limits:
+            self.limits_by_node.setdefault(limit.node_id, []).append(limit)
+
+    @property
+    def money(self) -> dict[int, MoneyBalance]:
+        """Money balances by billing account id, locked on first use."""
+        self.lock_money()
+        return self._money
+
+    def lock_money(self) -> None:
+        """Locks every money balance the charge could touch, at once and in key order."""
+        if self._money is None:
+            self._money = _money_balances_lock(account_ids=self.money_accounts, at=self.at)
+            self.as_read.update((key, counters) for key, counters in self.counters() if key[0] == "money")
+
+    def buckets_by_holder(self) -> dict[tuple[str, int], list[Bucket]]:
+        """The locked buckets by holder, ``("line", id)`` or ``("node", id)``: a batch looks up
+        each line's allowances instead of scanning all of them per line."""
+        if self._by_holder is None:
+            self._by_holder = {}
+            for bucket in self.buckets.values():
+                holder = ("line", bucket.line_id) if bucket.line_id else ("node", bucket.cost_centre_id)
+                self._by_holder.setdefault(holder, []).append(bucket)
+        return self._by_holder
+
+    def money_if_locked(self) -> list[MoneyBalance]:
+        return list((self._money or {}).values())
+
+    def counters(self):
+        """Each locked row's counters, keyed by table and id, to write back only what moved."""
+        for limit in self.limits:
+            yield ("limit", limit.pk), (limit.used, limit.reserved, limit.in_store)
+        for bucket in self.buckets.values():
+            yield ("bucket", bucket.pk), (bucket.remaining, bucket.reserved, bucket.in_store)
+        for balance in (self._money or {}).values():
+            yield ("money", balance.pk), (balance.amount, balance.reserved, balance.period_spent)
+
+
+def path_nodes_by_unit(ctxs: list[ChargingContext]) -> dict[str, set[int]]:
+    """The nodes on the usages' paths, by unit: where their limits are. Steered or not: a
+    batch's records may be steered differently by time of day."""
+    nodes_by_unit: dict[str, set[int]] = {}
+    for ctx in ctxs:
+        nodes_by_unit.setdefault(ctx.unit, set()).update(ctx.path_ids)
+    return nodes_by_unit
+
+
+def lock_for(
+    *,
+    ctx: ChargingContext,
+    bucket_ids: set[int] = frozenset(),
+    account_ids: set[int] = frozenset(),
+    limit_ids: set[int] = frozenset(),
+) -> Locked:
+    """Locks, in the global order, every row a grant for ``ctx`` and the given holds may touch."""
+    return lock_for_batch(ctxs=[ctx], bucket_ids=bucket_ids, account_ids=account_ids, limit_ids=limit_ids)
+
+
+def lock_for_batch(
+    *,
+    ctxs: list[ChargingContext],
+    bucket_ids: set[int] = frozenset(),
+    account_ids: set[int] = frozenset(),
+    limit_ids: set[int] = frozenset(),
+    at: datetime | None = None,
+) -> Locked:
+    """Locks every row a batch of charges (and the holds being released) may touch at once,
+    in the global order, so that batches running side by side never wait on each other in a
+    cycle. Limits roll over to the period of ``at`` (default: the latest charge).
+
+    The rows many lines share (their cost centres' limits, the pools) are locked last, once
+    all that can be done before is done: a batch holds up the others only for the time it
+    takes to charge, not to read and lock its thousand lines' own rows."""
+    at = at or max(ctx.at for ctx in ctxs)
+    limits_lock = NodeLimitsLock(nodes_by_unit=path_nodes_by_unit(ctxs), limit_ids=set(limit_ids))
+    bucket_ids = set(bucket_ids)
+
+    def find_buckets() -> None:
+        bucket_ids.update(usable_buckets_of(ctxs=ctxs))
+
+    if len(ctxs) > 1 and not limit_ids:
+        limits = limits_lock.in_two_steps(
+            own_node_ids={ctx.path_ids[-1] for ctx in ctxs if ctx.path_ids}, between=find_buckets
+        )
+    else:  # one line (or limits named by id): one statement
+        limits = limits_lock.all()
+        find_buckets()
+    limit_periods_roll(limits=limits, at=at)
+    buckets = buckets_lock_by_id(bucket_ids=bucket_ids)
+    accounts = set(account_ids)
+    for ctx in ctxs:
+        accounts.add(ctx.payer_account_id)
+        accounts.add(ctx.line.billing_account_id)
+        if ctx.personal_account_id:
+            accounts.add(ctx.personal_account_id)
+    locked = Locked(limits=limits, buckets=buckets, money_accounts=accounts, at=at)
+    if account_ids:  # holds on money are being released: lock them now, in order
+        locked.lock_money()
+    return locked
+
+
+def _money_balances_lock(*, account_ids: set[int], at: datetime) -> dict[int, MoneyBalance]:
+    money = money_balances_lock(billing_account_ids=account_ids)
+    if len(money) < len(account_ids):  # an account that never had money yet gets its balance row
+        for account_id in account_ids - set(money):
+            MoneyBalance.objects.get_or_create(billing_account_id=account_id)
+        money = money_balances_lock(billing_account_ids=account_ids)
+    for balance in money.values():
+        spending_period_roll(balance=balance, at=at)
+    return money

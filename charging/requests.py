@@ -5,6 +5,9 @@ unique per source. ``answer_once`` runs a request in one transaction unless its 
 answered before; the answer is kept, so a repeat gets it and changes nothing.
 """
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from charging.models import ChargingRequest
@@ -94,3 +97,8 @@ def check_units(**counts: int | None) -> None:
             raise ChargingError("invalid", "Must be a whole number of units, not negative.", field=name)
     if counts.get("units") == 0:
         raise ChargingError("invalid", "Must be at least one unit.", field="units")
+
+
+def grant_validity() -> timedelta:
+    """How long a session's grant holds its units: one that is not reported by then expires."""
+    return timedelta(seconds=getattr(settings, "CHARGING_GRANT_VALIDITY_SECONDS", 300))

@@ -3,10 +3,10 @@
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit, UsageEvent
+from charging.models import Bucket, MoneyBalance, NodeLimit, UsageEvent
 from charging.units import format_units
 from portal.models import BillingAccount, Line
 from portal.money import format_money
@@ -103,28 +103,6 @@ def line_usage_by_hour(*, line: Line, unit: str, hours: int = 24, now: datetime 
         if 0 <= index < hours:
             totals[index] += quantity
     return [{"hour": (start + timedelta(hours=i)).isoformat(), "units": totals[i]} for i in range(hours)]
-
-
-def ledger_mismatches() -> list[str]:
-    """Every balance that differs from the sum of its ledger; empty when the books agree."""
-    problems = []
-    bucket_sums = dict(
-        LedgerEntry.objects.filter(bucket__isnull=False).values_list("bucket").annotate(total=Sum("units"))
-    )
-    for bucket_id, remaining in Bucket.objects.values_list("pk", "remaining"):
-        total = bucket_sums.get(bucket_id, 0)
-        if total != remaining:
-            problems.append(f"bucket {bucket_id}: remaining {remaining}, ledger {total}")
-    money_sums = dict(
-        LedgerEntry.objects.filter(money_balance__isnull=False)
-        .values_list("money_balance")
-        .annotate(total=Sum("amount"))
-    )
-    for balance_id, amount in MoneyBalance.objects.values_list("pk", "amount"):
-        total = money_sums.get(balance_id, Decimal(0))
-        if total != amount:
-            problems.append(f"money balance {balance_id}: amount {amount}, ledger {total}")
-    return problems
 
 
 def node_snapshots(*, node_ids: list[int]) -> dict[int, dict]:

@@ -19,14 +19,24 @@ from charging.batch_charging import (
     batch_events_save,
 )
 from charging.context import LineKey, LinePath, charging_contexts, context_at, lines_with_paths
-from charging.grants import lock_for_batch
-from charging.locks import money_balance_lock, usage_event_lock
-from charging.models import Bucket, BucketDefinition, LedgerEntry, LineRatePlan, MoneyBalance, RatePlan, UsageEvent
+from charging.covered_batches import SharedRowsMoved, covered_batch_charge
+from charging.ledger import bucket_entry, ledger_entry_create, ledger_write, money_entry
+from charging.locks import lock_for_batch, money_balance_lock, usage_event_lock
+from charging.models import (
+    Bucket,
+    BucketDefinition,
+    LedgerEntry,
+    LineRatePlan,
+    MoneyBalance,
+    NodeLimit,
+    RatePlan,
+    UsageEvent,
+)
 from charging.settlement import charge_used, locked_save
-from charging.shared_last import SharedRowsMoved, batch_charge_shared_last
 from charging.thresholds import thresholds_check
 from charging.usage_records import BatchLine, usage_record_parse
 from enterprise.models import CostCentre
+from portal.db.profile_epoch import profiles_forget
 from portal.models import BillingAccount, Line
 from portal.money import money
 from portal.task_queue import task_queue_on_commit
@@ -78,17 +88,18 @@ def bucket_grant(
         priority=priority,
         valid_until=valid_until,
     )
-    LedgerEntry.objects.create(
-        billing_account_id=account_id,
+    grant = bucket_entry(
         bucket=bucket,
         kind=LedgerEntry.Kind.GRANT,
         units=quantity,
         reason=reason or f"{name} granted",
         reference=reference,
-        actor=actor,
+        actor_id=actor.pk if actor else None,
     )
+    ledger_write([grant])
     if line is not None:
         live.line_changed_on_commit(line_id=line.pk)
+    profiles_forget()
     return bucket
 
 
@@ -119,7 +130,18 @@ def line_rate_plan_assign(*, line: Line, rate_plan: RatePlan, reference: str = "
     assignment, _ = LineRatePlan.objects.update_or_create(
         line=line, defaults={"rate_plan": rate_plan, "reference": reference, "assigned_at": timezone.now()}
     )
+    profiles_forget()
     return assignment
+
+
+@transaction.atomic
+def node_limit_set(*, node: CostCentre, unit: str, limit: int, **terms) -> NodeLimit:
+    """Sets a cost centre's limit of one unit (``terms``: period, on_exceed, overage price,
+    thresholds), creating it if the node has none; what it has used so far stays counted."""
+    node_limit, _ = NodeLimit.objects.update_or_create(node=node, unit=unit, defaults={"limit": limit, **terms})
+    profiles_forget()  # the limits on a line's path are part of its profile
+    live.changed_on_commit(node_ids=[node.pk])
+    return node_limit
 
 
 @transaction.atomic
@@ -137,14 +159,15 @@ def money_post(
     money_balance_open(billing_account=billing_account)
     balance = money_balance_lock(billing_account_id=billing_account.pk)
     MoneyBalance.objects.filter(pk=balance.pk).update(amount=F("amount") + amount)
-    entry = LedgerEntry.objects.create(
-        billing_account=billing_account,
-        money_balance=balance,
-        kind=kind,
-        amount=amount,
-        reason=reason,
-        reference=reference,
-        actor=actor,
+    entry = ledger_entry_create(
+        money_entry(
+            balance=balance,
+            kind=kind,
+            amount=amount,
+            reason=reason,
+            reference=reference,
+            actor_id=actor.pk if actor else None,
+        )
     )
     live.changed_on_commit(account_ids=[billing_account.pk])
     return entry
@@ -260,7 +283,7 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
     already charged or rejected is skipped, so a re-delivered batch changes nothing.
 
     A batch the allowances cover is charged with the rows its lines share locked last
-    (``charging.shared_last``), so batches of different lines charge side by side; any other
+    (``charging.covered_batches``), so batches of different lines charge side by side; any other
     batch, or one whose shared rows moved meanwhile, with every row locked first.
     """
     now = timezone.now()
@@ -269,7 +292,7 @@ def usage_events_charge(*, event_ids: list[int]) -> int:
             events = batch_events_mark_covered(event_ids=event_ids, now=now)
             lines, paths = _lines_of(events)
             if events:
-                batch_charge_shared_last(events=events, paths=paths, queued=event_ids, now=now)
+                covered_batch_charge(events=events, paths=paths, queued=event_ids, now=now)
     except SharedRowsMoved:
         # Rolled back: the records are as they were before the attempt (the lines, still read).
         events = batch_events_lock(event_ids=event_ids)

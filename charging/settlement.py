@@ -1,6 +1,6 @@
 """Settling usage: moving balances and limits by what was used, with one ledger entry per
 balance that moved. Shared by online sessions, single events and offline records; works on
-rows the caller locked (``charging.grants.lock_for``) and writes them back once.
+rows the caller locked (``charging.locks.lock_for``) and writes them back once.
 """
 
 from dataclasses import dataclass
@@ -9,8 +9,11 @@ from decimal import ROUND_CEILING, Decimal
 
 from charging import live
 from charging.context import ChargingContext
-from charging.grants import OVERAGE, HoldPlan, Locked, plan_grant
-from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit
+from charging.grants import OVERAGE, HoldPlan, plan_grant
+from charging.ledger import Kind, bucket_entry, ledger_write, money_entry
+from charging.locks import Locked
+from charging.models import Bucket, MoneyBalance, NodeLimit
+from charging.periods import limit_count
 from charging.rating import rate
 from charging.thresholds import thresholds_check
 from charging.units import USAGE_REASON
@@ -45,10 +48,7 @@ def settle(
     entries = []
     reason = USAGE_REASON[ctx.service]
 
-    def usage_entry(**change) -> LedgerEntry:
-        return LedgerEntry(
-            kind=LedgerEntry.Kind.USAGE, reference=reference, usage_event_id=usage_event_id, created_at=ctx.at, **change
-        )
+    about = {"reference": reference, "usage_event_id": usage_event_id, "at": ctx.at}
 
     for hold in holds:
         take = min(hold.units, left)
@@ -59,9 +59,7 @@ def settle(
             if take:
                 bucket.remaining -= take
                 settled.from_allowances += take
-                entries.append(
-                    usage_entry(billing_account_id=bucket.billing_account_id, bucket=bucket, units=-take, reason=reason)
-                )
+                entries.append(bucket_entry(bucket=bucket, kind=Kind.USAGE, units=-take, reason=reason, **about))
             continue
         balance = locked.money[hold.account_id]
         balance.reserved -= hold.amount if reserved_units else 0
@@ -78,14 +76,11 @@ def settle(
         balance.period_spent += amount
         settled.amount += amount
         over = " over the limit" if hold.price_key == OVERAGE else ""
-        entries.append(
-            usage_entry(billing_account_id=hold.account_id, money_balance=balance, amount=-amount, reason=reason + over)
-        )
+        entries.append(money_entry(balance=balance, kind=Kind.USAGE, amount=-amount, reason=reason + over, **about))
     for limit_id in limit_ids:
         limit = locked.limits_by_id[limit_id]  # a KeyError here is a hold the caller forgot to lock: never skip it
         limit.reserved -= reserved_units
-        if ctx.at >= limit.period_start:  # usage of a period already closed counts in none
-            limit.used += used
+        limit_count(limit, units=used, at=ctx.at)
     locked.ledger.extend(entries)  # written with the counters, by ``locked_save``
     return settled
 
@@ -146,7 +141,7 @@ def locked_save(locked: Locked) -> None:
     rows_update(NodeLimit, limits, ["used", "reserved", "in_store"])
     rows_update(Bucket, buckets, ["remaining", "reserved", "in_store"])
     rows_update(MoneyBalance, money, ["amount", "reserved", "period_spent"])
-    LedgerEntry.objects.bulk_create(locked.ledger, batch_size=1000)
+    ledger_write(locked.ledger)
     locked.ledger.clear()
 
 

@@ -5,10 +5,10 @@ from django.db import OperationalError
 
 from charging.models import ThresholdNotice
 from charging.offline import usage_events_requeue
-from charging.online import reservations_expire
+from charging.online.database import reservations_expire
+from charging.online.store import sessions_expire as quota_sessions_expire
 from charging.quota import quota_store_enabled
 from charging.quota.log import log_apply
-from charging.quota.sessions import sessions_expire as quota_sessions_expire
 from charging.quota.slices import slices_of_lapsed_allowances, slices_return
 from charging.services import usage_event_charge, usage_events_charge
 from charging.thresholds import threshold_notice_notify

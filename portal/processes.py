@@ -11,6 +11,8 @@ from contextlib import contextmanager
 
 from django.db import connection
 
+from portal.celery import app
+
 
 def database_env() -> dict[str, str]:
     """Environment that points another process at the database this process is using (a test
@@ -76,8 +78,6 @@ def celery_worker(*, queue: str, env: dict[str, str] | None = None) -> Iterator[
 def celery_workers_wait(workers: list[CeleryWorker], *, timeout: float = 60) -> None:
     """Until every one of ``workers`` has started and answers remote control (a worker that
     answers consumes its queues)."""
-    from portal.celery import app
-
     waiting = {worker.node_name for worker in workers}
     deadline = time.monotonic() + timeout
     while waiting:

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from charging.quota import store
 from charging.quota.profiles import Mode, Profile, line_profile
-from charging.quota.sessions import ROUNDS, keep_seconds
 from charging.quota.slices import short_refill
+from charging.quota.store import ROUNDS, keep_seconds
 
 
 def event_charge(*, key: str, event_id: str, msisdn: str, service: str, units: int, at: datetime) -> dict | None:

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from charging import live
-from charging.grants import limit_periods_roll
+from charging.ledger import bucket_entry, ledger_write
 from charging.locks import buckets_lock_by_id, node_limits_lock
 from charging.models import (
     Bucket,
@@ -32,12 +32,12 @@ from charging.models import (
     QuotaLogPosition,
     Reservation,
 )
+from charging.periods import limit_count, limit_periods_roll
 from charging.quota import store
 from charging.thresholds import thresholds_check
 from charging.units import USAGE_REASON
 from portal.db.rows import rows_insert, rows_update
 
-LEDGER_FIELDS = ["kind", "billing_account_id", "bucket_id", "units", "amount", "reference", "reason", "created_at"]
 SESSION_FIELDS = [
     "source",
     "session_id",
@@ -133,14 +133,15 @@ def _apply(entries: list[dict]) -> None:
             bucket.reserved -= units
             bucket.in_store -= units
             ledger.append(
-                (LedgerEntry.Kind.USAGE, bucket.billing_account_id, bucket.pk, -units, 0, reference, reason, at)
+                bucket_entry(
+                    bucket=bucket, kind=LedgerEntry.Kind.USAGE, units=-units, reason=reason, at=at, reference=reference
+                )
             )
         for key, units in entry["limits"] or ():
             limit, units = limits[store.counter_of(key)[1]], int(units)
             limit.reserved -= units
             limit.in_store -= units
-            if at >= limit.period_start:  # usage of a period already closed counts in none
-                limit.used += units
+            limit_count(limit, units=units, at=at)
         if entry["status"] in ("terminated", "expired"):
             ended.append((entry, meta, at))
         if entry["op"] == "event":  # its answer is what a refund finds the charge by
@@ -148,7 +149,7 @@ def _apply(entries: list[dict]) -> None:
 
     rows_update(NodeLimit, list(limits.values()), ["used", "reserved", "in_store"])
     rows_update(Bucket, list(buckets.values()), ["remaining", "reserved", "in_store"])
-    rows_insert(LedgerEntry, LEDGER_FIELDS, ledger)
+    ledger_write(ledger)
     rows_insert(ChargingRequest, ["key", "kind", "answer", "status_code", "created_at"], events, skip_conflicts=True)
     _sessions_record(ended)
     thresholds_check(buckets=buckets.values(), limits=limits.values(), at=now)

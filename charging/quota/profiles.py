@@ -16,8 +16,8 @@ from datetime import datetime
 from django.db.models import Q
 from django.utils import timezone
 
+from charging.allowances import bucket_draw_order
 from charging.context import line_paths
-from charging.grants import bucket_draw_order
 from charging.models import Bucket, NodeLimit
 from charging.quota import store
 from charging.units import SERVICE_UNIT

@@ -18,9 +18,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from charging.grants import limit_periods_roll
 from charging.locks import buckets_lock_by_id, node_limits_lock
 from charging.models import Bucket, NodeLimit
+from charging.periods import limit_periods_roll
 from charging.quota import store
 from charging.quota.log import log_pending
 from portal.db.rows import rows_update

@@ -9,16 +9,24 @@ from functools import lru_cache
 from pathlib import Path
 
 import redis
+from django.conf import settings
 
 from portal.db.profile_epoch import profiles_epoch_key, quota_prefix
 from portal.db.redis import client
 
 BUCKET = "b"
 LIMIT = "l"
+ROUNDS = 3  # a refill can be taken by concurrent requests before this one retries
 
 
 def prefix() -> str:
     return quota_prefix()
+
+
+def keep_seconds() -> int:
+    """How long answers and ended sessions stay in the store for repeats (a network repeats a
+    request within seconds; the database keeps ended sessions and their ledger for good)."""
+    return int(getattr(settings, "CHARGING_QUOTA_KEEP_SECONDS", 900))
 
 
 def counter_key(kind: str, pk: int) -> str:

@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from charging.ledger import ledger_mismatches
 from charging.models import Bucket, ChargingSession, NodeLimit
 from charging.online import session_start, session_terminate, session_update
-from charging.selectors import ledger_mismatches
 from charging.services import bucket_grant, money_balance_open, money_post
 from charging.units import Unit
 from enterprise.models import CostCentre

@@ -9,11 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from charging.events import event_charge
+from charging.ledger import ledger_mismatches
 from charging.models import Bucket, MoneyBalance, NodeLimit, Tariff, TariffRate, UsageEvent
 from charging.online import session_start, session_terminate, session_update
 from charging.periods import period_start
 from charging.requests import ChargingError
-from charging.selectors import ledger_mismatches
 from charging.services import money_post, usage_event_ingest, usage_events_charge
 from charging.units import Service
 from enterprise.models import SteeringRule

@@ -11,11 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from charging.events import event_charge
+from charging.ledger import ledger_mismatches
 from charging.models import Bucket, ChargingSession, NodeLimit
-from charging.online import reservations_expire, session_start, session_terminate, session_update
+from charging.online import session_start, session_terminate, session_update
+from charging.online.database import reservations_expire
 from charging.periods import period_start
 from charging.requests import ChargingError
-from charging.selectors import ledger_mismatches
 from tests.charging.trees import MB, company_tree, limit_on
 
 pytestmark = pytest.mark.django_db

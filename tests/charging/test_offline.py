@@ -7,9 +7,9 @@ from django.core.management import CommandError, call_command
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from charging.ledger import ledger_mismatches
 from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent
 from charging.offline import REQUEUE_AFTER, usage_batch_ingest, usage_events_requeue
-from charging.selectors import ledger_mismatches
 from charging.services import usage_event_replay
 from tests.factories import MB, LineFactory, data_bucket
 

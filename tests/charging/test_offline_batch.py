@@ -9,9 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from charging import batch_charging
+from charging.ledger import ledger_mismatches
 from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit, Tariff, ThresholdNotice, UsageEvent
 from charging.offline import usage_batch_ingest
-from charging.selectors import ledger_mismatches
 from charging.services import bucket_grant, money_post, usage_events_charge
 from charging.units import Service, Unit
 from enterprise.models import SteeringRule

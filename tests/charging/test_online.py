@@ -5,10 +5,11 @@ import pytest
 from django.utils import timezone
 
 from charging.events import event_charge, event_refund
+from charging.ledger import ledger_mismatches
 from charging.models import Bucket, ChargingSession, LedgerEntry, MoneyBalance, NodeLimit, Reservation, Tariff
-from charging.online import reservations_expire, session_start, session_terminate, session_update
+from charging.online import session_start, session_terminate, session_update
+from charging.online.database import reservations_expire
 from charging.requests import ChargingError
-from charging.selectors import ledger_mismatches
 from charging.services import money_post
 from charging.units import Service
 from enterprise.models import SteeringRule

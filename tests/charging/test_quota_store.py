@@ -15,6 +15,7 @@ from django.db import connections
 from django.utils import timezone
 
 from charging.events import event_charge, event_refund
+from charging.ledger import ledger_mismatches
 from charging.models import (
     Bucket,
     ChargingSession,
@@ -25,13 +26,13 @@ from charging.models import (
     UsageEvent,
 )
 from charging.online import session_start, session_terminate, session_update
-from charging.quota import sessions, store
+from charging.online import store as store_sessions
+from charging.online.store import sessions_expire
+from charging.quota import store
 from charging.quota.log import FOLLOWER_NICENESS, log_apply, log_follow
 from charging.quota.profiles import line_profile
-from charging.quota.sessions import sessions_expire
 from charging.quota.slices import slices_in_store
 from charging.requests import ChargingError
-from charging.selectors import ledger_mismatches
 from charging.services import bucket_grant, money_post, usage_event_ingest
 from charging.tasks import expire_reservations
 from charging.units import Service, Unit
@@ -90,7 +91,9 @@ def test_a_start_reads_the_profile_the_store_holds_in_its_own_step(monkeypatch):
     limit = limit_on(tree.team, 50 * MB)
     line = tree.lines[0]
     read_apart = []
-    monkeypatch.setattr(sessions, "line_profile", lambda **kwargs: read_apart.append(kwargs) or line_profile(**kwargs))
+    monkeypatch.setattr(
+        store_sessions, "line_profile", lambda **kwargs: read_apart.append(kwargs) or line_profile(**kwargs)
+    )
 
     for session_id in ("first", "second"):
         assert start(line, session_id=session_id)["granted_units"] == 10 * MB

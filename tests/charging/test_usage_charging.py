@@ -4,8 +4,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from charging.ledger import ledger_mismatches
 from charging.models import Bucket, LedgerEntry, MoneyBalance, UsageEvent
-from charging.selectors import ledger_mismatches
 from charging.services import usage_event_charge, usage_event_ingest, usage_event_replay
 from tests.factories import MB, LineFactory, data_bucket, default_data_tariff, funded_account
 

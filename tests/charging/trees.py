@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from charging.models import Bucket, NodeLimit
-from charging.services import bucket_grant, money_balance_open
+from charging.services import bucket_grant, money_balance_open, node_limit_set
 from charging.units import Unit
 from enterprise.models import Company, CostCentre
 from enterprise.services import company_create, cost_centre_create
@@ -46,4 +46,4 @@ def company_tree(*, lines: int = 2, pool_units: int | None = 100 * MB, credit: D
 
 
 def limit_on(node: CostCentre, units: int, *, unit: str = Unit.BYTES, on_exceed=NodeLimit.OnExceed.BLOCK, **extra):
-    return NodeLimit.objects.create(node=node, unit=unit, limit=units, on_exceed=on_exceed, **extra)
+    return node_limit_set(node=node, unit=unit, limit=units, on_exceed=on_exceed, **extra)

@@ -1,7 +1,7 @@
 import pytest
 from django.core.management import call_command
 
-from charging.selectors import ledger_mismatches
+from charging.ledger import ledger_mismatches
 from enterprise.models import Company, CostCentre
 from enterprise.selectors import cost_centre_path, cost_centre_tree_is_valid
 from portal.demo.data import DEMO_LOGINS

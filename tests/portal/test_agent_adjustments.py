@@ -2,8 +2,8 @@ from decimal import Decimal
 
 import pytest
 
+from charging.ledger import ledger_mismatches
 from charging.models import LedgerEntry, MoneyBalance
-from charging.selectors import ledger_mismatches
 from tests.factories import LineFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

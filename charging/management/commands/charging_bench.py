@@ -23,10 +23,10 @@ from charging.bench.scenarios import (
     pooled_company_build,
     quota_store_warm,
 )
+from charging.ledger import ledger_mismatches
 from charging.quota import quota_store_enabled, store
 from charging.quota.slices import slices_mismatches, slices_return
 from charging.quota.store import quota_store_clear
-from charging.selectors import ledger_mismatches
 from portal.heap import startup_heap_tune
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from charging.selectors import ledger_mismatches
+from charging.ledger import ledger_mismatches
 
 
 class Command(BaseCommand):

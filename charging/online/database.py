@@ -1,110 +1,27 @@
-"""Online charging in the style of Diameter credit control (RFC 4006).
+"""Online sessions charged in the database.
 
-A session starts with a grant (units reserved on allowances, limits and money), reports what
-it used in updates (settled; more may be asked for) and ends with a terminate that settles the
-rest and releases what was not used; a session that goes quiet is ended by expiry. Every
-request carries the session id with a request number: a repeat gets the first answer and
-changes nothing; a request out of order gets a clear error and changes nothing. Single
-events are in ``charging.events``.
-
-Each service is one transaction that locks what it touches in the global order of
-``charging.locks``; side effects (live pushes, notices) leave after commit.
+Each request is one transaction that locks what it touches in the global order of
+``charging.locks``; side effects (live pushes, notices) leave after commit. The quota store
+hands sessions over here (``session_adopt``) when their allowances no longer cover them.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from charging import live
 from charging.context import charging_context
-from charging.grants import GrantPlan, HoldPlan, Locked, lock_for, plan_grant
-from charging.locks import charging_session_lock, charging_session_lock_by_pk, session_handover_lock
+from charging.grants import GrantPlan, HoldPlan, plan_grant
+from charging.locks import Locked, charging_session_lock, charging_session_lock_by_pk, lock_for, session_handover_lock
 from charging.models import ChargingSession, Reservation, ReservationHold
 from charging.quota import quota_store_enabled
-from charging.requests import (
-    NETWORK,
-    ChargingError,
-    active_line,
-    answer_once,
-    answer_remember,
-    check_service_and_zone,
-    check_units,
-    session_request_key,
-)
+from charging.requests import ChargingError, active_line, answer_once, answer_remember, grant_validity
 from charging.settlement import Settled, after_settlement, charge_used, locked_save, settle
-from charging.units import Zone
-
-
-def grant_validity() -> timedelta:
-    return timedelta(seconds=getattr(settings, "CHARGING_GRANT_VALIDITY_SECONDS", 300))
-
-
-# --- Sessions -----------------------------------------------------------------------------------
-
-
-def session_start(
-    *,
-    session_id: str,
-    msisdn: str,
-    service: str,
-    requested_units: int,
-    zone: str = Zone.HOME,
-    request_number: int = 0,
-    source: str = NETWORK,
-    at: datetime | None = None,
-) -> dict:
-    """Opens a session and grants up to ``requested_units`` (the answer says how many).
-    Session ids are unique per ``source`` (the network element that sends them)."""
-    check_service_and_zone(service=service, zone=zone)
-    check_units(requested_units=requested_units)
-    if request_number != 0:
-        raise ChargingError("out_of_order", "A session starts with request number 0.", field="request_number")
-    key = session_request_key(source, session_id, request_number)
-    details = {"source": source, "session_id": session_id, "msisdn": msisdn, "service": service, "zone": zone}
-    if quota_store_enabled():
-        from charging.quota import sessions  # the store falls back on this module: imported late
-
-        return sessions.session_start(key=key, **details, requested_units=requested_units, at=at)
-    return session_start_in_database(key=key, **details, requested_units=requested_units, at=at)
 
 
 def session_start_in_database(*, key, source, session_id, msisdn, service, zone, requested_units, at) -> dict:
     return answer_once(key, lambda: _session_start(key, source, session_id, msisdn, service, zone, requested_units, at))
-
-
-def session_update(
-    *,
-    session_id: str,
-    request_number: int,
-    used_units: int,
-    requested_units: int = 0,
-    source: str = NETWORK,
-    at: datetime | None = None,
-) -> dict:
-    """Settles what the session used since its last grant and grants more if asked."""
-    check_units(requested_units=requested_units, used_units=used_units)
-    key = session_request_key(source, session_id, request_number)
-    return _session_continue_routed(key, source, session_id, request_number, used_units, requested_units, at)
-
-
-def session_terminate(
-    *, session_id: str, request_number: int, used_units: int, source: str = NETWORK, at: datetime | None = None
-) -> dict:
-    """Settles the final usage and releases whatever was granted but not used."""
-    check_units(used_units=used_units)
-    key = session_request_key(source, session_id, request_number)
-    return _session_continue_routed(key, source, session_id, request_number, used_units, None, at)
-
-
-def _session_continue_routed(key, source, session_id, request_number, used, requested, at) -> dict:
-    details = {"key": key, "source": source, "session_id": session_id, "request_number": request_number, "at": at}
-    if quota_store_enabled():
-        from charging.quota import sessions  # the store falls back on this module: imported late
-
-        return sessions.session_continue(**details, used=used, requested=requested)
-    return session_continue_in_database(**details, used=used, requested=requested)
 
 
 def session_continue_in_database(*, key, source, session_id, request_number, used, requested, at) -> dict:

@@ -1,4 +1,4 @@
-"""Charging a batch of usage records before locking the rows its lines share.
+"""Charging a batch of usage records its allowances cover, locking the rows lines share last.
 
 Batches of different lines still share their cost centres' limits and the company's pools.
 Locked for the whole of a batch, those rows would let only one worker charge at a time. So a
@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
 
+from charging.allowances import bucket_draw_order, usable_buckets
 from charging.batch_charging import AllowanceShortcut, BatchEvent, BatchPosting
 from charging.context import LinePath
-from charging.grants import Locked, bucket_draw_order, limit_periods_roll, usable_buckets
-from charging.locks import LimitRow, NodeLimitsLock, buckets_lock_by_id
+from charging.locks import LimitRow, Locked, NodeLimitsLock, buckets_lock_by_id
 from charging.models import Bucket, NodeLimit
-from charging.periods import period_start
+from charging.periods import limit_periods_roll, period_start
 from charging.thresholds import thresholds_check
 from charging.units import SERVICE_UNIT
 from portal.db.rows import rows_update
@@ -40,7 +40,7 @@ class SharedRowsMoved(Exception):
     """A decision taken on the shared rows as read may not stand: charge with them locked."""
 
 
-def batch_charge_shared_last(
+def covered_batch_charge(
     *, events: list[BatchEvent], paths: dict[int, LinePath], queued: list[int], now: datetime
 ) -> None:
     """Charges the batch's records, already marked charged as covered by the allowances

@@ -11,11 +11,11 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charging import offline, services, shared_last
+from charging import covered_batches, offline, services
+from charging.ledger import ledger_mismatches
 from charging.models import Bucket, NodeLimit, Tariff, UsageEvent
 from charging.offline import usage_batch_ingest
 from charging.periods import period_start
-from charging.selectors import ledger_mismatches
 from charging.services import bucket_grant, usage_events_charge
 from charging.units import Service, Unit
 from tests.charging.test_offline_batch import books
@@ -76,19 +76,19 @@ def a_covered_company(*, lines: int = 3, pool_units: int = 100 * MB):
 def charged(event_ids: list[int], *, monkeypatch, shared_rows_last: bool) -> tuple[dict, list[str]]:
     """The books after charging the batch one way, rolled back afterwards; and how it went."""
     ways = []
-    attempt = shared_last.batch_charge_shared_last
+    attempt = covered_batches.covered_batch_charge
 
     def spied(**kwargs):
         try:
             if not shared_rows_last:
-                raise shared_last.SharedRowsMoved("this test charges with every row locked")
+                raise covered_batches.SharedRowsMoved("this test charges with every row locked")
             attempt(**kwargs)
-        except shared_last.SharedRowsMoved:
+        except covered_batches.SharedRowsMoved:
             ways.append("all locked")
             raise
         ways.append("shared last")
 
-    monkeypatch.setattr(services, "batch_charge_shared_last", spied)
+    monkeypatch.setattr(services, "covered_batch_charge", spied)
     with transaction.atomic():
         usage_events_charge(event_ids=event_ids)
         found = books()
@@ -188,7 +188,7 @@ def test_a_pool_drained_between_reading_and_locking_it_is_never_overdrawn(monkey
     valid_since_yesterday()
     mine = records(tree, count=12, prefix="mine", lines=tree.lines[:3])  # 12 MB, which the pool as read covers
     theirs = records(tree, count=15, prefix="theirs", lines=tree.lines[3:])  # 15 MB, charged in between
-    settle = shared_last._shared_rows_settle
+    settle = covered_batches._shared_rows_settle
     ways = []
 
     def others_first(**kwargs):
@@ -198,7 +198,7 @@ def test_a_pool_drained_between_reading_and_locking_it_is_never_overdrawn(monkey
             assert outcome == len(theirs)
         return settle(**kwargs)
 
-    monkeypatch.setattr(shared_last, "_shared_rows_settle", others_first)
+    monkeypatch.setattr(covered_batches, "_shared_rows_settle", others_first)
     assert usage_events_charge(event_ids=mine) == len(mine)
 
     pool = Bucket.objects.get(pk=tree.pool.pk)

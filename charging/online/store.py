@@ -11,19 +11,18 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from charging import online
 from charging.locks import session_handover_lock
+from charging.online import database
 from charging.quota import store
 from charging.quota.log import log_apply
 from charging.quota.profiles import Mode, Profile, line_profile
 from charging.quota.slices import short_refill
-from charging.requests import ChargingError, active_line
+from charging.quota.store import ROUNDS, keep_seconds
+from charging.requests import ChargingError, active_line, grant_validity
 
-ROUNDS = 3  # a refill can be taken by concurrent sessions before this one retries
 NO_COUNTERS = Profile(mode=Mode.QUOTA)  # for steps that grant nothing new
 PROFILE_NEEDED = object()  # a step's outcome: read the line's profile, then step again
 
@@ -40,12 +39,6 @@ class Request:
     number: int = 0
     used: int = 0
     requested: int | None = 0
-
-
-def keep_seconds() -> int:
-    """How long answers and ended sessions stay in the store for repeats (a network repeats a
-    request within seconds; the database keeps ended sessions and their ledger for good)."""
-    return int(getattr(settings, "CHARGING_QUOTA_KEEP_SECONDS", 900))
 
 
 def session_start(*, key, source, session_id, msisdn, service, zone, requested_units, at: datetime | None) -> dict:
@@ -76,7 +69,7 @@ def session_start(*, key, source, session_id, msisdn, service, zone, requested_u
         outcome = _granting_step(replace(request, requested=0), profile=NO_COUNTERS)
         if outcome is not None:
             return outcome
-    return online.session_start_in_database(
+    return database.session_start_in_database(
         key=key,
         source=source,
         session_id=session_id,
@@ -158,7 +151,7 @@ def _step(
         len(profile.bucket_keys),
         int(final),
         f"{request.at.timestamp():.3f}",
-        int(online.grant_validity().total_seconds()),
+        int(grant_validity().total_seconds()),
         meta,
         request.at.isoformat(),
         keep_seconds(),
@@ -182,7 +175,7 @@ def _hand_over(request: Request) -> dict:
     if kind != "handover":
         return _in_database(request, late=kind == "late")
     total, settled, meta = int(result[1]), int(result[2]), json.loads(result[3])
-    return online.session_adopt(
+    return database.session_adopt(
         key=request.key,
         source=request.source,
         session_id=request.session_id,
@@ -204,7 +197,7 @@ def _in_database(request: Request, *, late: bool = False) -> dict:
     if late:
         log_apply()
         store.client().hset(store.session_key(request.source, request.session_id), "status", "db")
-    return online.session_continue_in_database(
+    return database.session_continue_in_database(
         key=request.key,
         source=request.source,
         session_id=request.session_id,
@@ -257,7 +250,7 @@ def answer_from(stored: str, *, session_id: str) -> dict:
         "request_number": int(number),
         "status": status,
         "granted_units": int(granted),
-        "validity_seconds": int(online.grant_validity().total_seconds()) if int(granted) else 0,
+        "validity_seconds": int(grant_validity().total_seconds()) if int(granted) else 0,
         "final_unit_action": action or None,
         "throttled": False,
         "used_units": int(used),
