@@ -28,41 +28,9 @@ from catalog.models import (
 )
 from catalog.services import cart_item_add, cart_open, order_cancel, order_place
 from catalog.subscriptions import plan_change_quote, product_plan_change, product_suspend, product_terminate
+from portal.admin.read_only import ReadOnlyInline
+from portal.admin.reasons import with_reason
 from portal.models import Customer, Line
-
-
-def with_reason(description: str):
-    """An admin action that first asks the agent why, then runs with ``reason``."""
-
-    def decorate(function):
-        def action(modeladmin, request, queryset):
-            reason = request.POST.get("reason", "").strip()
-            if "confirm" in request.POST and reason:
-                return function(modeladmin, request, queryset, reason)
-            context = {
-                **modeladmin.admin_site.each_context(request),
-                "title": description,
-                "queryset": queryset,
-                "action": function.__name__,
-                "opts": modeladmin.model._meta,
-            }
-            return TemplateResponse(request, "admin/catalog/reason.html", context)
-
-        action.__name__ = function.__name__
-        return admin.action(description=description)(action)
-
-    return decorate
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ProductOffering)

@@ -17,6 +17,7 @@ from charging.models import (
     UsageEvent,
 )
 from charging.services import usage_event_replay
+from portal.admin.read_only import ReadOnlyAdmin, ReadOnlyInline
 
 
 @admin.register(UsageEvent)
@@ -39,21 +40,11 @@ class UsageEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "billing_account", "kind", "bucket", "units", "amount", "reason", "actor"]
     list_filter = ["kind"]
     search_fields = ["billing_account__number", "reference", "usage_event__external_id"]
     list_select_related = ["billing_account", "bucket", "actor"]
-    readonly_fields = [f.name for f in LedgerEntry._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Bucket)
@@ -127,56 +118,31 @@ class NodeLimitAdmin(admin.ModelAdmin):
         obj.save(update_fields=editable)
 
 
-class ReservationInline(admin.TabularInline):
+class ReservationInline(ReadOnlyInline):
     model = Reservation
-    extra = 0
-    can_delete = False
     fields = ["units", "status", "throttled", "granted_at", "expires_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ChargingSession)
-class ChargingSessionAdmin(admin.ModelAdmin):
+class ChargingSessionAdmin(ReadOnlyAdmin):
+    """Opened by the network through the charging API; a record here."""
+
     list_display = ["session_id", "line", "service", "zone", "status", "used_units", "amount_charged", "opened_at"]
     list_filter = ["status", "service", "zone"]
     search_fields = ["session_id", "line__msisdn"]
     date_hierarchy = "opened_at"
     list_select_related = ["line"]
-    readonly_fields = [f.name for f in ChargingSession._meta.fields]
     inlines = [ReservationInline]
-
-    def has_add_permission(self, request):
-        return False  # sessions are opened by the network through the charging API
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ThresholdNotice)
-class ThresholdNoticeAdmin(admin.ModelAdmin):
+class ThresholdNoticeAdmin(ReadOnlyAdmin):
+    """Deleting a notice would send it again: read-only."""
+
     list_display = ["created_at", "percent", "bucket", "limit", "used", "of", "period_start"]
     list_filter = ["percent"]
     search_fields = ["bucket__line__msisdn", "limit__node__name"]
     list_select_related = ["bucket", "limit__node"]
-    readonly_fields = [f.name for f in ThresholdNotice._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # deleting one would send the notice again
 
 
 class TariffRateInline(admin.TabularInline):

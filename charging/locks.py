@@ -20,7 +20,16 @@ from django.db.models.functions import Cast
 
 from charging.allowances import usable_buckets_of
 from charging.context import ChargingContext
-from charging.models import Bucket, ChargingSession, MoneyBalance, NodeLimit, UsageEvent
+from charging.models import (
+    Bucket,
+    ChargingSession,
+    MoneyBalance,
+    NodeLimit,
+    QuotaLogPosition,
+    ThresholdNotice,
+    UsageChargeSweep,
+    UsageEvent,
+)
 from charging.periods import limit_periods_roll, spending_period_roll
 
 
@@ -185,6 +194,31 @@ def session_handover_lock(*, source: str, session_id: str) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"session:{source}:{session_id}"])
+
+
+def usage_charge_sweep_lock() -> UsageChargeSweep:
+    """The sweep's position, locked: one sweep at a time."""
+    UsageChargeSweep.objects.get_or_create(name="usage")
+    return UsageChargeSweep.objects.select_for_update().get(name="usage")
+
+
+def quota_log_position_lock(*, name: str) -> QuotaLogPosition:
+    """How far the quota store's log is applied, locked: one applier at a time."""
+    QuotaLogPosition.objects.get_or_create(name=name)
+    return QuotaLogPosition.objects.select_for_update().get(name=name)
+
+
+def threshold_notice_lock(*, notice_id: int) -> ThresholdNotice:
+    """A notice with whom it concerns, locked: two workers never both send it."""
+    return (
+        ThresholdNotice.objects.select_for_update(of=("self",))
+        .select_related(
+            "bucket__line__billing_account__customer__preferences",
+            "bucket__cost_centre__company__customer__preferences",
+            "limit__node__company__customer__preferences",
+        )
+        .get(pk=notice_id)
+    )
 
 
 # --- What a charge may change, locked at once --------------------------------------------------

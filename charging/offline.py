@@ -18,7 +18,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from charging.models import UsageChargeSweep, UsageEvent
+from charging.locks import usage_charge_sweep_lock
+from charging.models import UsageEvent
 from charging.services import usage_event_fields, usage_event_store
 from charging.usage_records import lines_by_msisdn
 from portal.db.rows import rows_insert
@@ -226,8 +227,7 @@ def usage_events_requeue(
     position, waiting_from = None, None
     while time.monotonic() - started < SWEEP_SECONDS:
         with transaction.atomic():
-            UsageChargeSweep.objects.get_or_create(name="usage")
-            sweep = UsageChargeSweep.objects.select_for_update().get(name="usage")  # one sweep at a time
+            sweep = usage_charge_sweep_lock()
             position = sweep.below_id if position is None else position
             rows = list(
                 UsageEvent.objects.filter(pk__gte=position)

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from charging.live import line_group, node_group
-from charging.locks import LimitRow
+from charging.locks import LimitRow, threshold_notice_lock
 from charging.models import Bucket, NodeLimit, ThresholdNotice
 from charging.units import Unit, format_units
 from enterprise.models import CostCentre, ManagerAssignment
@@ -193,15 +193,7 @@ def threshold_notice_notify(*, notice_id: int) -> Sequence[Notification]:
 
     The notice row is locked, so two workers handling the same notice never both send.
     """
-    notice = (
-        ThresholdNotice.objects.select_for_update(of=("self",))
-        .select_related(
-            "bucket__line__billing_account__customer__preferences",
-            "bucket__cost_centre__company__customer__preferences",
-            "limit__node__company__customer__preferences",
-        )
-        .get(pk=notice_id)
-    )
+    notice = threshold_notice_lock(notice_id=notice_id)
     kind = f"threshold:{notice.pk}"
     done = set(Notification.objects.filter(kind=kind).values_list("customer_id", "user_id"))
     subject = notice_subject(notice)

@@ -41,6 +41,8 @@ def pytest_configure(config):
     # Threads (websocket consumers, the live server) must not keep connections open past a
     # test, or the test database cannot be dropped at the end of the run.
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A password hashed to be slow to crack is slow to check too: tests log in hundreds of times.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(scope="session")

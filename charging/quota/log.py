@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from charging import live
 from charging.ledger import bucket_entry, ledger_write
-from charging.locks import buckets_lock_by_id, node_limits_lock
+from charging.locks import buckets_lock_by_id, node_limits_lock, quota_log_position_lock
 from charging.models import (
     Bucket,
     ChargingRequest,
@@ -91,8 +91,7 @@ def log_pending() -> list[dict]:
 
 @transaction.atomic
 def _apply_batch(*, batch: int) -> int:
-    QuotaLogPosition.objects.get_or_create(name=store.prefix())
-    position = QuotaLogPosition.objects.select_for_update().get(name=store.prefix())  # one applier at a time
+    position = quota_log_position_lock(name=store.prefix())
     entries = store.client().xrange(store.log_key(), min=f"({position.last_id}", count=batch)
     if not entries:
         return 0

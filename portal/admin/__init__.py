@@ -2,10 +2,11 @@
 
 from django import forms
 from django.contrib import admin, messages
-from django.template.response import TemplateResponse
 
 from charging.models import Bucket, MoneyBalance
 from charging.services import money_adjust
+from portal.admin.read_only import ReadOnlyAdmin
+from portal.admin.reasons import ReasonForm, with_reason
 from portal.models import BillingAccount, ContactPreferences, Customer, Line, Notification
 
 
@@ -57,11 +58,11 @@ class CustomerAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user"]
 
 
-class MoneyAdjustForm(forms.Form):
+class MoneyAdjustForm(ReasonForm):
     amount = forms.DecimalField(
         max_digits=12, decimal_places=4, help_text="Positive credits the customer, negative debits them."
     )
-    reason = forms.CharField(max_length=200, help_text="Recorded in the ledger with your name.")
+    field_order = ["amount", "reason"]
 
     def clean_amount(self):
         amount = self.cleaned_data["amount"]
@@ -80,28 +81,11 @@ class BillingAccountAdmin(admin.ModelAdmin):
     list_select_related = ["customer"]
     actions = ["adjust_money"]
 
-    @admin.action(description="Credit or debit money, with a reason")
-    def adjust_money(self, request, queryset):
-        form = MoneyAdjustForm(request.POST if "confirm" in request.POST else None)
-        if form.is_valid():
-            for account in queryset:
-                money_adjust(
-                    billing_account=account,
-                    amount=form.cleaned_data["amount"],
-                    reason=form.cleaned_data["reason"],
-                    actor=request.user,
-                )
-            self.message_user(request, f"Adjusted {queryset.count()} account(s).", messages.SUCCESS)
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Credit or debit money",
-            "queryset": queryset,
-            "action": "adjust_money",
-            "form": form,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/portal/money_adjust.html", context)
+    @with_reason("Credit or debit money", form_class=MoneyAdjustForm, confirm="Post to the ledger")
+    def adjust_money(self, request, queryset, amount, reason):
+        for account in queryset:
+            money_adjust(billing_account=account, amount=amount, reason=reason, actor=request.user)
+        self.message_user(request, f"Adjusted {queryset.count()} account(s).", messages.SUCCESS)
 
 
 @admin.register(Line)
@@ -115,7 +99,7 @@ class LineAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdmin):
     """Messages sent to customers: a record of touch-points, not edited here."""
 
     list_display = ["created_at", "customer", "channel", "status", "kind", "subject", "sent_at"]
@@ -123,13 +107,3 @@ class NotificationAdmin(admin.ModelAdmin):
     search_fields = ["customer__name", "customer__email", "subject"]
     date_hierarchy = "created_at"
     list_select_related = ["customer"]
-    readonly_fields = [f.name for f in Notification._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
