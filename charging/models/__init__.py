@@ -1,0 +1,41 @@
+"""The charging app's models: tariffs, balances and the ledger, usage and sessions.
+
+Quantities are integers in their smallest unit (bytes, seconds, messages); money is a Decimal
+with the ledger's fixed scale. A balance changes only together with a ledger row that says
+what, why, by whom and when, so every balance equals the sum of its ledger.
+"""
+
+from charging.models.balances import Bucket, LedgerEntry, MoneyBalance, NodeLimit
+from charging.models.fields import MoneyField
+from charging.models.tariffs import BucketDefinition, LineRatePlan, RatePlan, Tariff, TariffRate
+from charging.models.usage import (
+    ChargingRequest,
+    ChargingSession,
+    QuotaLogPosition,
+    Reservation,
+    ReservationHold,
+    ThresholdNotice,
+    UsageChargeSweep,
+    UsageEvent,
+)
+
+__all__ = [
+    "Bucket",
+    "BucketDefinition",
+    "ChargingRequest",
+    "ChargingSession",
+    "LedgerEntry",
+    "LineRatePlan",
+    "MoneyBalance",
+    "MoneyField",
+    "NodeLimit",
+    "QuotaLogPosition",
+    "RatePlan",
+    "Reservation",
+    "ReservationHold",
+    "Tariff",
+    "TariffRate",
+    "ThresholdNotice",
+    "UsageChargeSweep",
+    "UsageEvent",
+]
