@@ -17,7 +17,9 @@ from charging.models import (
     UsageEvent,
 )
 from charging.services import usage_event_replay
+from portal.admin.profile_inputs import ProfileInputAdmin
 from portal.admin.read_only import ReadOnlyAdmin, ReadOnlyInline
+from portal.db.profile_epoch import profiles_forget
 
 
 @admin.register(UsageEvent)
@@ -48,7 +50,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Bucket)
-class BucketAdmin(admin.ModelAdmin):
+class BucketAdmin(ProfileInputAdmin):
     list_display = ["name", "line", "unit", "remaining", "initial", "valid_until"]
     list_filter = ["unit"]
     search_fields = ["line__msisdn", "name"]
@@ -63,6 +65,7 @@ class BucketAdmin(admin.ModelAdmin):
         # Charges move the counters while the form is open: write back only what it edits.
         editable = [f.name for f in Bucket._meta.concrete_fields if f.name not in [*self.counter_fields, "id"]]
         obj.save(update_fields=editable)
+        profiles_forget()
 
 
 @admin.register(Tariff)
@@ -89,7 +92,7 @@ class RatePlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(LineRatePlan)
-class LineRatePlanAdmin(admin.ModelAdmin):
+class LineRatePlanAdmin(ProfileInputAdmin):
     list_display = ["line", "rate_plan", "assigned_at", "reference"]
     search_fields = ["line__msisdn", "reference"]
     raw_id_fields = ["line"]
@@ -99,7 +102,7 @@ class LineRatePlanAdmin(admin.ModelAdmin):
 
 
 @admin.register(NodeLimit)
-class NodeLimitAdmin(admin.ModelAdmin):
+class NodeLimitAdmin(ProfileInputAdmin):
     list_display = ["node", "unit", "period", "limit", "used", "reserved", "on_exceed"]
     list_filter = ["unit", "period", "on_exceed"]
     search_fields = ["node__name", "node__company__name"]
@@ -116,6 +119,7 @@ class NodeLimitAdmin(admin.ModelAdmin):
         # Write back only what the form edits, so a charge made while the form was open keeps its count.
         editable = [f.name for f in NodeLimit._meta.concrete_fields if f.name not in [*self.counter_fields, "id"]]
         obj.save(update_fields=editable)
+        profiles_forget()
 
 
 class ReservationInline(ReadOnlyInline):

@@ -2,6 +2,7 @@ from django.contrib import admin
 from mptt.admin import MPTTModelAdmin
 
 from enterprise.models import Company, CostCentre, ManagerAssignment, SteeringRule
+from portal.admin.profile_inputs import ProfileInputAdmin
 
 
 @admin.register(Company)
@@ -31,7 +32,7 @@ class ManagerAssignmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(SteeringRule)
-class SteeringRuleAdmin(admin.ModelAdmin):
+class SteeringRuleAdmin(ProfileInputAdmin):
     """Who pays for a company line's usage (bring your own device): the first matching rule wins."""
 
     list_display = ["company", "priority", "name", "service", "zone", "time_from", "time_to", "payer"]
