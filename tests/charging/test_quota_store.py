@@ -121,23 +121,21 @@ def test_a_start_after_the_lines_limits_changed_is_granted_by_the_new_profile():
     assert (answer["granted_units"], answer["final_unit_action"]) == (5 * MB, "terminate")
 
 
-def test_an_agents_change_of_a_limit_in_the_admin_reaches_the_next_start(client, django_user_model):
+def test_a_limit_an_agent_adds_in_the_admin_binds_the_next_start(client, django_user_model):
     tree = company_tree(lines=1, pool_units=100 * MB)
     line = tree.lines[0]
-    limit = limit_on(tree.division, 50 * MB)
     assert start(line, session_id="before")["granted_units"] == 10 * MB  # the store keeps the profile
     session_terminate(session_id="before", request_number=1, used_units=1 * MB)
-    settle_store()
     client.force_login(django_user_model.objects.create_superuser("agent-lead", password="x"))
 
-    changed = client.post(
-        f"/admin/charging/nodelimit/{limit.pk}/change/",
+    added = client.post(
+        "/admin/charging/nodelimit/add/",
         {"node": tree.division.pk, "unit": "bytes", "period": "month", "limit": 5 * MB, "on_exceed": "block"},
     )
 
-    assert changed.status_code == 302
+    assert added.status_code == 302
     answer = start(line, session_id="after")
-    assert (answer["granted_units"], answer["final_unit_action"]) == (4 * MB, "terminate")
+    assert (answer["granted_units"], answer["final_unit_action"]) == (5 * MB, "terminate")
 
 
 def test_repeats_get_the_first_answer_and_bad_requests_the_database_paths_refusals():
