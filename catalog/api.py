@@ -5,7 +5,7 @@ Every call is scoped to the caller's own customer: another customer's cart, orde
 answers 404. A refusal answers 400 with the field and the reason, and a stable ``code``.
 """
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -23,6 +23,7 @@ from catalog.selectors import (
     segment_of,
 )
 from catalog.services import cart_item_add, cart_item_remove, cart_open, cart_voucher_apply, order_cancel, order_place
+from portal.api.fields import MAX_ID, WholeNumberField
 from portal.models import Customer, Line
 
 # --- Serializers -----------------------------------------------------------------------------
@@ -37,7 +38,7 @@ class AllowanceSerializer(serializers.Serializer):
 
 class ProductOfferingSerializer(serializers.ModelSerializer):
     allowances = AllowanceSerializer(many=True, read_only=True)
-    rate_plan = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    rate_plan = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     promotions = serializers.SerializerMethodField()
 
     class Meta:
@@ -180,7 +181,7 @@ def _customer(request) -> Customer:
 
 
 def _refused(error: CatalogError) -> Response:
-    return Response(error.as_dict(), status=status.HTTP_400_BAD_REQUEST)
+    return Response(error.as_error(), status=status.HTTP_400_BAD_REQUEST)
 
 
 def _cart_body(cart: ShoppingCart) -> dict:
@@ -198,14 +199,20 @@ def _own_cart(request, cart_id: int) -> ShoppingCart:
 # --- productOffering -------------------------------------------------------------------------
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("kind", str, enum=[k.value for k in ProductOffering.Kind]),
-        OpenApiParameter("q", str, description="Words in the name or description."),
-        OpenApiParameter("compatibleWith", int, description="Plans a handset can be sold with."),
-        OpenApiParameter("fits", int, description="Accessories that fit a handset."),
-    ]
-)
+class OfferingQuerySerializer(serializers.Serializer):
+    """The offerings' filters; a malformed one answers 400 naming it."""
+
+    kind = serializers.ChoiceField(choices=ProductOffering.Kind.choices, required=False)
+    q = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="Words in the name or description."
+    )
+    compatibleWith = WholeNumberField(  # noqa: N815 (the query parameter's TMF-style name)
+        required=False, min_value=1, max_value=MAX_ID, help_text="Plans a handset can be sold with."
+    )
+    fits = WholeNumberField(required=False, min_value=1, max_value=MAX_ID, help_text="Accessories that fit a handset.")
+
+
+@extend_schema(parameters=[OfferingQuerySerializer])
 class ProductOfferingViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ProductOfferingSerializer
     queryset = ProductOffering.objects.none()
@@ -213,14 +220,16 @@ class ProductOfferingViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         customer = customer_of(user=self.request.user)
         segment = segment_of(customer) if customer else "consumer"
-        params = self.request.query_params
+        query = OfferingQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
         offerings = offerings_for_sale(
             segment=segment, channel=Channel.WEB, kind=params.get("kind") or None, search=params.get("q", "")
         )
-        if params.get("compatibleWith", "").isdigit():
-            offerings = offerings.filter(compatible_handsets=int(params["compatibleWith"]))
-        if params.get("fits", "").isdigit():
-            offerings = offerings.filter(fits_handsets=int(params["fits"]))
+        if "compatibleWith" in params:
+            offerings = offerings.filter(compatible_handsets=params["compatibleWith"])
+        if "fits" in params:
+            offerings = offerings.filter(fits_handsets=params["fits"])
         return offerings
 
 

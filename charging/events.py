@@ -22,6 +22,7 @@ from charging.requests import (
     active_line,
     answer_once,
     answer_remember,
+    check_most,
     check_service_and_zone,
     check_units,
     event_key,
@@ -48,6 +49,7 @@ def event_charge(
     Event ids are unique per ``source``."""
     check_service_and_zone(service=service, zone=zone)
     check_units(units=units)
+    check_most(service=service, units=units)
     if price is not None and money(price) < 0:
         raise ChargingError("invalid", "A price cannot be negative.", field="price")
     key = event_key(source, event_id)

@@ -11,25 +11,18 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from charging.models import ChargingRequest
-from charging.units import SERVICES, ZONES
+from charging.units import SERVICE_UNIT, SERVICES, ZONES
+from charging.usage_records import MAX_UNITS, usage_quantity_limits
+from portal.errors import Refusal
 from portal.models import Line
 
 
-class ChargingError(Exception):
+class ChargingError(Refusal):
     """A request the engine refuses; nothing was changed. ``code`` is stable for clients."""
 
-    def __init__(self, code: str, message: str, *, field: str = "", status: int = 400):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
-        self.status = status
-
     def as_answer(self) -> dict:
-        answer = {"result": "error", "code": self.code, "message": self.message}
-        if self.field:
-            answer["field"] = self.field
-        return answer
+        """The refusal as the network API answers it (the API's one error body)."""
+        return self.as_error()
 
 
 NETWORK = "network"  # the id space of requests that name no source of their own
@@ -97,6 +90,15 @@ def check_units(**counts: int | None) -> None:
             raise ChargingError("invalid", "Must be a whole number of units, not negative.", field=name)
     if counts.get("units") == 0:
         raise ChargingError("invalid", "Must be at least one unit.", field="units")
+
+
+def check_most(*, service: str, **counts: int | None) -> None:
+    """Refuses units past the most one request may carry for its service (``CHARGING_MAX_UNITS``)."""
+    most = usage_quantity_limits().get(service, MAX_UNITS)
+    for name, value in counts.items():
+        if value is not None and value > most:
+            unit = SERVICE_UNIT.get(service, "units")
+            raise ChargingError("invalid", f"At most {most:,} {unit} per request of {service}.", field=name)
 
 
 def grant_validity() -> timedelta:

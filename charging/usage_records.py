@@ -4,9 +4,11 @@ A record that fails a check is not thrown away: the caller stores it as rejected
 field and the reason, so it can be replayed once the cause is fixed.
 """
 
+import re
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -14,6 +16,8 @@ from charging.units import SERVICE_UNIT, SERVICES, ZONES, Service, Zone
 from portal.models import Line
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_UNITS = 2**63 - 1  # the database's bigint: the bound of a service with none of its own
+_DIGITS = re.compile(r"[0-9]+")  # ASCII digits alone: int() would take "１２", " 12" and "1_2"
 _HOME = Zone.HOME.value  # a plain string: an enum member's value is looked up on every access
 
 
@@ -56,36 +60,41 @@ def usage_record_parse(
 
     service = payload.get("service")
     if not isinstance(service, str) or service not in SERVICES:
-        errors["service"] = f"Unknown service {service!r}; expected one of {', '.join(Service.values)}."
+        errors["service"] = f"Unknown service {_shown(service)}; expected one of {', '.join(Service.values)}."
+        service = None
 
     zone = payload.get("zone") or _HOME
     if not isinstance(zone, str) or zone not in ZONES:
-        errors["zone"] = f"Unknown zone {zone!r}; expected one of {', '.join(Zone.values)}."
+        errors["zone"] = f"Unknown zone {_shown(zone)}; expected one of {', '.join(Zone.values)}."
 
     unit = payload.get("unit")
-    expected_unit = SERVICE_UNIT.get(service)
+    expected_unit = SERVICE_UNIT.get(service) if service else None
     if unit is None:
         unit = expected_unit
     elif expected_unit and unit != expected_unit:
-        errors["unit"] = f"Unknown unit {unit!r} for {service}; expected {expected_unit!r}."
+        errors["unit"] = f"Unknown unit {_shown(unit)} for {service}; expected {expected_unit!r}."
 
     quantity = payload.get("quantity")
     if isinstance(quantity, bool) or not isinstance(quantity, int | str):
         errors["quantity"] = "Required: a whole number of units."
+    elif isinstance(quantity, str) and not _DIGITS.fullmatch(quantity):
+        errors["quantity"] = "Must be a whole number of units, in the digits 0-9."
     else:
-        try:
-            quantity = int(quantity)
-        except ValueError:
-            errors["quantity"] = "Must be a whole number of units."
-        else:
-            if quantity <= 0:
-                errors["quantity"] = "Must be positive."
+        # A string of more digits than the bound has is past it without being converted.
+        quantity = int(quantity) if isinstance(quantity, int) or len(quantity) <= 19 else MAX_UNITS + 1
+        most = usage_quantity_limits().get(service, MAX_UNITS) if service else MAX_UNITS
+        if quantity <= 0:
+            errors["quantity"] = "Must be positive."
+        elif quantity > most:
+            errors["quantity"] = f"At most {most:,} {expected_unit or 'units'} per record" + (
+                f" of {service}." if service else "."
+            )
 
     occurred_at = payload.get("occurred_at")
     if occurred_at in (None, ""):
         occurred_at = now
     else:
-        parsed = parse_datetime(occurred_at) if isinstance(occurred_at, str) else None
+        parsed = _datetime(occurred_at)
         if parsed is None:
             errors["occurred_at"] = "Must be an ISO 8601 date and time."
         elif timezone.is_naive(parsed):
@@ -121,6 +130,29 @@ def usage_record_parse(
         ),
         {},
     )
+
+
+def usage_quantity_limits() -> dict[str, int]:
+    """The most one usage record (or one online request) may carry, per service, in the
+    service's unit (``CHARGING_MAX_UNITS``)."""
+    return settings.CHARGING_MAX_UNITS
+
+
+def _datetime(value) -> datetime | None:
+    """An ISO 8601 date and time, or None (a well-formed impossible date, 2024-02-30, too)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        return None
+
+
+def _shown(value) -> str:
+    """A value as a reason quotes it: a list or an object is named, not copied out."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return repr(value)[:60]
+    return f"of type {type(value).__name__}"
 
 
 def lines_by_msisdn(payloads: list[dict]) -> dict[str, BatchLine]:

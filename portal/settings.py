@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "portal.api.middleware.ApiErrorsMiddleware",  # before CommonMiddleware's slash redirects
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -192,6 +193,23 @@ CHARGING_QUOTA_PREFIX = os.environ.get("CHARGING_QUOTA_PREFIX", "quota")
 # How long the store keeps answers (for repeats) and ended sessions (for late reports).
 CHARGING_QUOTA_KEEP_SECONDS = int(os.environ.get("CHARGING_QUOTA_KEEP_SECONDS", "900"))
 
+# The most one usage record, or one online request (units asked for, used, or charged as an
+# event), may carry, per service in its unit: past it a record is kept as rejected and a
+# request refused, naming the field. A day of a call or a video conference, 100 GiB of data
+# (far past a day of a phone's use), 1,000 texts, 100 content items. Override any of them with
+# CHARGING_MAX_UNITS="data=53687091200,sms=500".
+CHARGING_MAX_UNITS = {
+    "data": 100 * 1024**3,
+    "voice": 24 * 3600,
+    "sms": 1_000,
+    "video": 24 * 3600,
+    "content": 100,
+} | {
+    service.strip(): int(limit)
+    for service, _, limit in (item.partition("=") for item in os.environ.get("CHARGING_MAX_UNITS", "").split(","))
+    if service.strip()
+}
+
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -213,13 +231,20 @@ STATIC_ROOT = os.environ.get("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 
 REST_FRAMEWORK = {
+    # The token first: its challenge (WWW-Authenticate) turns a missing credential into 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "portal.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "portal.api.schema.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "portal.api.pagination.Pages",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {

@@ -16,7 +16,14 @@ from datetime import datetime
 
 from charging.online import database, store
 from charging.quota import quota_store_enabled
-from charging.requests import NETWORK, ChargingError, check_service_and_zone, check_units, session_request_key
+from charging.requests import (
+    NETWORK,
+    ChargingError,
+    check_most,
+    check_service_and_zone,
+    check_units,
+    session_request_key,
+)
 from charging.units import Zone
 
 
@@ -35,6 +42,7 @@ def session_start(
     Session ids are unique per ``source`` (the network element that sends them)."""
     check_service_and_zone(service=service, zone=zone)
     check_units(requested_units=requested_units)
+    check_most(service=service, requested_units=requested_units)
     if request_number != 0:
         raise ChargingError("out_of_order", "A session starts with request number 0.", field="request_number")
     key = session_request_key(source, session_id, request_number)
@@ -53,7 +61,8 @@ def session_update(
     source: str = NETWORK,
     at: datetime | None = None,
 ) -> dict:
-    """Settles what the session used since its last grant and grants more if asked."""
+    """Settles what the session used since its last grant and grants more if asked (at most
+    what one request of its service may carry: checked where the session is found)."""
     check_units(requested_units=requested_units, used_units=used_units)
     key = session_request_key(source, session_id, request_number)
     return _session_continue_routed(key, source, session_id, request_number, used_units, requested_units, at)

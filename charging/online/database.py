@@ -16,7 +16,7 @@ from charging.grants import GrantPlan, HoldPlan, plan_grant
 from charging.locks import Locked, charging_session_lock, charging_session_lock_by_pk, lock_for, session_handover_lock
 from charging.models import ChargingSession, Reservation, ReservationHold
 from charging.quota import quota_store_enabled
-from charging.requests import ChargingError, active_line, answer_once, answer_remember, grant_validity
+from charging.requests import ChargingError, active_line, answer_once, answer_remember, check_most, grant_validity
 from charging.settlement import Settled, after_settlement, charge_used, locked_save, settle
 
 
@@ -94,6 +94,7 @@ def _session_continue(key, source, session_id, request_number, used, requested, 
             field="request_number",
             status=409,
         )
+    check_most(service=session.service, requested_units=requested)
     if session.status == ChargingSession.Status.EXPIRED:
         return _late_report(key=key, session=session, request_number=request_number, used=used, at=at)
     reservation = session.reservations.filter(status=Reservation.Status.OPEN).first()

@@ -21,7 +21,7 @@ from charging.quota.log import log_apply
 from charging.quota.profiles import Mode, Profile, line_profile
 from charging.quota.slices import short_refill
 from charging.quota.store import ROUNDS, keep_seconds
-from charging.requests import ChargingError, active_line, grant_validity
+from charging.requests import ChargingError, active_line, check_most, grant_validity
 
 NO_COUNTERS = Profile(mode=Mode.QUOTA)  # for steps that grant nothing new
 PROFILE_NEEDED = object()  # a step's outcome: read the line's profile, then step again
@@ -90,6 +90,7 @@ def session_continue(*, key, source, session_id, request_number, used, requested
         meta = store.client().hget(store.session_key(source, session_id), "meta")
         if meta is not None:
             details = json.loads(meta)
+            check_most(service=details["service"], requested_units=requested)
             profile = line_profile(msisdn=details["msisdn"], service=details["service"], at=request.at)
             if profile.mode != Mode.QUOTA:
                 return _hand_over(request)

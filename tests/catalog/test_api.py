@@ -74,7 +74,14 @@ def test_a_refused_item_answers_400_with_the_field_and_the_reason():
     )
 
     assert response.status_code == 400
-    assert response.json() == {"parent": ["Sim only 1 cannot be sold with Pixel 9"], "code": "not_compatible"}
+    assert response.json() == {
+        "@type": "Error",
+        "code": "not_compatible",
+        "reason": "Sim only 1 cannot be sold with Pixel 9",
+        "message": "Sim only 1 cannot be sold with Pixel 9",
+        "status": "400",
+        "field": "parent",
+    }
     assert CartItem.objects.count() == 1
 
 
@@ -84,7 +91,15 @@ def test_missing_input_answers_400_naming_the_field():
     response = client.post("/api/productOrder/", {})
 
     assert response.status_code == 400
-    assert response.json() == {"cart": ["This field is required."]}
+    assert response.json() == {
+        "@type": "Error",
+        "code": "invalid",
+        "reason": "This field is required.",
+        "message": "cart: This field is required.",
+        "status": "400",
+        "field": "cart",
+        "errors": {"cart": ["This field is required."]},
+    }
 
 
 def test_another_customers_cart_order_and_product_answer_404(django_capture_on_commit_callbacks):
@@ -123,7 +138,10 @@ def test_a_voucher_used_once_is_refused_on_the_next_order(django_capture_on_comm
     response = client.post(f"/api/shoppingCart/{second['id']}/voucher/", {"code": "WELCOME"})
 
     assert response.status_code == 400
-    assert response.json()["voucher"] == ["this voucher has been used on an earlier order"]
+    assert (response.json()["field"], response.json()["reason"]) == (
+        "voucher",
+        "this voucher has been used on an earlier order",
+    )
     code.refresh_from_db()
     assert code.uses == 1
     assert Decimal(second["monthly"]) == Decimal(0)

@@ -11,7 +11,7 @@ from charging.ledger import ledger_mismatches
 from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent
 from charging.offline import REQUEUE_AFTER, usage_batch_ingest, usage_events_requeue
 from charging.services import usage_event_replay
-from tests.factories import MB, LineFactory, data_bucket
+from tests.factories import MB, LineFactory, UserFactory, data_bucket
 
 pytestmark = pytest.mark.django_db
 
@@ -160,19 +160,20 @@ def test_more_than_ten_thousand_records_are_refused_and_nothing_is_stored(usage_
     response = usage_poster.post("/api/usage/bulk/", {"records": records}, format="json")
 
     assert response.status_code == 400
-    assert list(response.json()) == ["records"]
+    assert (response.json()["field"], response.json()["errors"]) == (
+        "records",
+        {"records": ["Ensure this field has no more than 10000 elements."]},
+    )
     assert not UsageEvent.objects.exists()
     assert Bucket.objects.get(line=line).remaining == 50 * MB
 
 
 def test_a_consumer_may_not_post_a_batch(client, line):
-    from tests.factories import UserFactory
-
     client.force_login(UserFactory())
 
     response = client.post("/api/usage/bulk/", {"records": [good("x", 1)]}, content_type="application/json")
 
-    assert response.status_code == 403
+    assert response.status_code == 401
     assert not UsageEvent.objects.exists()
 
 
@@ -195,7 +196,9 @@ def test_csv_import_charges_exactly(tmp_path, line, django_capture_on_commit_cal
         "3/3 records",
         "3 records: 2 accepted, 0 duplicate, 1 rejected",
     ]
-    assert err.getvalue().splitlines() == ["line 4 (f-3): quantity: Must be a whole number of units."]
+    assert err.getvalue().splitlines() == [
+        "line 4 (f-3): quantity: Must be a whole number of units, in the digits 0-9."
+    ]
     assert Bucket.objects.get(line=line).remaining == 42 * MB
     assert UsageEvent.objects.get(external_id="f-1").payload["quantity"] == str(3 * MB)
     assert usage_ledger_count() == 1  # the first chunk's two records, posted as one entry
@@ -218,6 +221,76 @@ def test_jsonl_import_charges_exactly_and_a_second_run_changes_nothing(
     assert Bucket.objects.get(line=line).remaining == 40 * MB
     assert usage_ledger_count() == 1  # the four records' one posting, and nothing from the second run
     assert ledger_mismatches() == []
+
+
+def test_jsonl_import_keeps_malformed_records_as_rejected_with_their_reasons(
+    tmp_path, line, django_capture_on_commit_callbacks
+):
+    records = [
+        {**good("m-1", MB), "service": ["data"]},
+        {**good("m-2", MB), "service": {"name": "data"}},
+        {**good("m-3", MB), "occurred_at": "2024-02-30T10:00:00+01:00"},
+        good("m-4", 2**70),
+        good("m-5", "１２"),
+        {**good("m-6", MB), "zone": [["home"]], "unit": {"a": 1}},
+        good("m-7", MB),
+    ]
+    lines = [json.dumps(r) for r in records]
+    lines.insert(2, json.dumps(good("m-nul", 1, msisdn="316\x00")))  # the escape \u0000 in JSON
+    lines.insert(2, "[" * 100_000 + "]" * 100_000)
+    path = tmp_path / "usage.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    out, err = StringIO(), StringIO()
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(CommandError, match="2 lines could not"):
+        call_command("usage_import", str(path), stdout=out, stderr=err)
+
+    assert out.getvalue().splitlines()[-1] == "7 records: 1 accepted, 0 duplicate, 6 rejected"
+    unknown_service = "Unknown service {}; expected one of data, voice, sms, video, content."
+    assert dict(UsageEvent.objects.filter(status="rejected").values_list("external_id", "errors")) == {
+        "m-1": {"service": unknown_service.format("of type list")},
+        "m-2": {"service": unknown_service.format("of type dict")},
+        "m-3": {"occurred_at": "Must be an ISO 8601 date and time."},
+        "m-4": {"quantity": "At most 107,374,182,400 bytes per record of data."},
+        "m-5": {"quantity": "Must be a whole number of units, in the digits 0-9."},
+        "m-6": {
+            "zone": "Unknown zone of type list; expected one of home, roam_eu, roam_world.",
+            "unit": "Unknown unit of type dict for data; expected 'bytes'.",
+        },
+    }
+    assert err.getvalue().splitlines()[:2] == [
+        "line 3: not JSON (nested too deeply)",
+        "line 4: holds a NUL character (\\u0000), which cannot be stored",
+    ]
+    assert Bucket.objects.get(line=line).remaining == 49 * MB
+    assert ledger_mismatches() == []
+
+
+def test_csv_import_keeps_malformed_records_as_rejected(tmp_path, line, django_capture_on_commit_callbacks):
+    path = tmp_path / "usage.csv"
+    path.write_text(
+        "external_id,msisdn,service,quantity,occurred_at\n"
+        f"c-1,{line.msisdn},data,１２,\n"
+        f"c-2,{line.msisdn},data,{2**64},\n"
+        f"c-3,{line.msisdn},data,1,2024-02-30T10:00:00+01:00\n"
+        f"c-4,{line.msisdn},data,1\x00,\n"
+        f"c-5,{line.msisdn},sms,1001,\n",
+        encoding="utf-8",
+    )
+    out, err = StringIO(), StringIO()
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(CommandError, match="1 lines could not"):
+        call_command("usage_import", str(path), stdout=out, stderr=err)
+
+    assert out.getvalue().splitlines()[-1] == "4 records: 0 accepted, 0 duplicate, 4 rejected"
+    assert dict(UsageEvent.objects.values_list("external_id", "errors")) == {
+        "c-1": {"quantity": "Must be a whole number of units, in the digits 0-9."},
+        "c-2": {"quantity": "At most 107,374,182,400 bytes per record of data."},
+        "c-3": {"occurred_at": "Must be an ISO 8601 date and time."},
+        "c-5": {"quantity": "At most 1,000 messages per record of sms."},
+    }
+    assert err.getvalue().splitlines()[0] == "line 5: holds a NUL character (\\u0000), which cannot be stored"
+    assert Bucket.objects.get(line=line).remaining == 50 * MB
 
 
 def test_import_of_an_unreadable_file_fails(tmp_path):

@@ -9,11 +9,13 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from charging.offline import BatchResult, RecordStatus, charging_batch_size, usage_batch_ingest
+from portal.api.parsers import MAX_DEPTH, deeper_than, holds_nul
 
 CSV_COLUMNS = ["external_id", "msisdn", "service", "quantity", "occurred_at", "zone", "unit"]
 CSV_REQUIRED = {"external_id", "msisdn", "service", "quantity"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 REJECTIONS_SHOWN = 20
+NUL_HELD = "holds a NUL character (\\u0000), which cannot be stored"
 
 
 class Command(BaseCommand):
@@ -87,6 +89,9 @@ class Command(BaseCommand):
             payload = {
                 key: value.strip() for key, value in row.items() if key in CSV_COLUMNS and value and value.strip()
             }
+            if holds_nul(payload):
+                self.unreadable.append(f"line {reader.line_num}: {NUL_HELD}")
+                continue
             yield reader.line_num, payload
 
     def _jsonl_records(self, handle) -> Iterator[tuple[int, dict]]:
@@ -98,8 +103,17 @@ class Command(BaseCommand):
             except json.JSONDecodeError as exc:
                 self.unreadable.append(f"line {number}: not JSON ({exc.msg})")
                 continue
+            except (RecursionError, ValueError):  # past Python's nesting, or a number of thousands of digits
+                self.unreadable.append(f"line {number}: not JSON (nested too deeply)")
+                continue
             if not isinstance(payload, dict):
                 self.unreadable.append(f"line {number}: not a JSON object")
+                continue
+            if deeper_than(payload, MAX_DEPTH):
+                self.unreadable.append(f"line {number}: not JSON (nested too deeply)")
+                continue
+            if holds_nul(payload):
+                self.unreadable.append(f"line {number}: {NUL_HELD}")
                 continue
             yield number, payload
 
