@@ -1,7 +1,10 @@
 import pytest
 from channels.layers import channel_layers
 from django.db import connection
+from rest_framework.test import APIClient
 
+from charging.credentials import network_credential_issue
+from charging.models import NetworkCredential
 from portal.celery import app as celery_app
 
 
@@ -23,15 +26,16 @@ def fresh_channel_layer():
 
 
 @pytest.fixture
-def usage_poster(django_user_model):
-    """An API client logged in as the network's mediation account."""
-    from django.contrib.auth.models import Permission
-    from rest_framework.test import APIClient
+def usage_poster(db):
+    """An API client holding the network credential of the source ``mediation``, every scope."""
+    return network_client(source="mediation", scopes=NetworkCredential.Scope.values)
 
-    user = django_user_model.objects.create_user(username="mediation")
-    user.user_permissions.add(Permission.objects.get(codename="add_usageevent"))
+
+def network_client(*, source: str, scopes) -> APIClient:
+    """An API client sending a new network credential's key (``Authorization: Bearer``)."""
+    issued = network_credential_issue(source=source, scopes=scopes)
     client = APIClient()
-    client.force_authenticate(user)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.key}")
     return client
 
 

@@ -1,28 +1,29 @@
 """REST endpoints for online charging (sessions and single events) over ``charging.online``.
 
 Each action is one view with an input and an output serializer. The body is checked by the
-input serializer first (a malformed one answers 400 with DRF's errors per field); what the
-engine refuses (``ChargingError``) answers with its status and a stable ``code``. A repeated
-request gets the first answer (200 instead of 201 where a request creates something).
+input serializer first (a malformed one answers 400, naming the field); what the engine
+refuses (``ChargingError``) answers with its status and a stable ``code``, in the API's one
+error body. A repeated request gets exactly the first answer, status and body, even when it
+arrives at the same moment as the first.
 """
 
 from decimal import Decimal
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from charging.api.usage import MayPostUsage, source_of
+from charging.api.network import NetworkView, source_of
 from charging.events import event_charge, event_refund
 from charging.grants import FinalUnitAction
-from charging.models import ChargingRequest, ChargingSession
+from charging.models import ChargingSession, NetworkCredential
 from charging.online import session_start, session_terminate, session_update
-from charging.requests import ChargingError, event_key
 from charging.units import Service, Zone
+from portal.api.errors import ErrorSerializer
+from portal.api.fields import MAX_ID, WholeNumberField
 
-MAX_UNITS = 2**63 - 1  # the database's bigint
+MAX_UNITS = MAX_ID  # the database's bigint
+MAX_REQUEST_NUMBER = 2**31 - 1  # what a session's request number column holds
 _SERVICES = ", ".join(Service.values)
 _ZONES = ", ".join(Zone.values)
 
@@ -37,26 +38,32 @@ class SessionStartInputSerializer(serializers.Serializer):
     msisdn = serializers.CharField(max_length=20)
     service = serializers.CharField(max_length=16, help_text=f"One of {_SERVICES}.")
     zone = serializers.CharField(max_length=16, default=Zone.HOME.value, help_text=f"One of {_ZONES}.")
-    requested_units = serializers.IntegerField(min_value=0, max_value=MAX_UNITS)
-    request_number = serializers.IntegerField(min_value=0, default=0, help_text="A session starts with 0.")
+    requested_units = WholeNumberField(min_value=0, max_value=MAX_UNITS)
+    request_number = WholeNumberField(
+        min_value=0, max_value=MAX_REQUEST_NUMBER, default=0, help_text="A session starts with 0."
+    )
 
 
 class SessionUpdateInputSerializer(serializers.Serializer):
-    request_number = serializers.IntegerField(min_value=1, help_text="One more than the last request answered.")
-    used_units = serializers.IntegerField(min_value=0, max_value=MAX_UNITS)
-    requested_units = serializers.IntegerField(min_value=0, max_value=MAX_UNITS, default=0)
+    request_number = WholeNumberField(
+        min_value=1, max_value=MAX_REQUEST_NUMBER, help_text="One more than the last request answered."
+    )
+    used_units = WholeNumberField(min_value=0, max_value=MAX_UNITS)
+    requested_units = WholeNumberField(min_value=0, max_value=MAX_UNITS, default=0)
 
 
 class SessionTerminateInputSerializer(serializers.Serializer):
-    request_number = serializers.IntegerField(min_value=1, help_text="One more than the last request answered.")
-    used_units = serializers.IntegerField(min_value=0, max_value=MAX_UNITS)
+    request_number = WholeNumberField(
+        min_value=1, max_value=MAX_REQUEST_NUMBER, help_text="One more than the last request answered."
+    )
+    used_units = WholeNumberField(min_value=0, max_value=MAX_UNITS)
 
 
 class EventChargeInputSerializer(serializers.Serializer):
     event_id = serializers.CharField(max_length=100)
     msisdn = serializers.CharField(max_length=20)
     service = serializers.CharField(max_length=16, help_text=f"One of {_SERVICES}.")
-    units = serializers.IntegerField(min_value=1, max_value=MAX_UNITS, default=1)
+    units = WholeNumberField(min_value=1, max_value=MAX_UNITS, default=1)
     zone = serializers.CharField(max_length=16, default=Zone.HOME.value, help_text=f"One of {_ZONES}.")
     price = serializers.DecimalField(
         max_digits=18,
@@ -119,38 +126,16 @@ class RefundAnswerSerializer(serializers.Serializer):
     amount_returned = _money_field()
 
 
-class ChargingErrorSerializer(serializers.Serializer):
-    result = serializers.CharField(help_text='Always "error".')
-    code = serializers.CharField(help_text="Stable for clients, e.g. unknown_line, out_of_order.")
-    message = serializers.CharField()
-    field = serializers.CharField(required=False, help_text="The input at fault, when there is one.")
-
-
 _REFUSED = OpenApiResponse(
-    ChargingErrorSerializer,
-    description="A malformed body (DRF's errors per field: {field: [message]}) or a request the engine "
-    "refuses (code invalid, unknown_line, line_inactive, ...). Nothing changed.",
+    ErrorSerializer,
+    description="A malformed body, or a request the engine refuses (code invalid, unknown_line, line_inactive, "
+    "used_exceeds_grant, ...), naming the field. Nothing changed.",
 )
-_CONFLICT = OpenApiResponse(
-    ChargingErrorSerializer, description="Out of order, or the session is closed. Nothing changed."
-)
-_UNKNOWN = OpenApiResponse(ChargingErrorSerializer, description="Unknown session or event. Nothing changed.")
-_FORBIDDEN = OpenApiResponse(description="Not network mediation.")
+_CONFLICT = OpenApiResponse(ErrorSerializer, description="Out of order, or the session is closed. Nothing changed.")
+_UNKNOWN = OpenApiResponse(ErrorSerializer, description="Unknown session or event. Nothing changed.")
 
 
 # --- Views ----------------------------------------------------------------------------------------
-
-
-class OnlineChargingView(APIView):
-    """Network mediation only; a ``ChargingError`` becomes its status and stable code."""
-
-    permission_classes = [MayPostUsage]
-    parser_classes = [JSONParser]
-
-    def handle_exception(self, exc):
-        if isinstance(exc, ChargingError):
-            return Response(exc.as_answer(), status=exc.status)
-        return super().handle_exception(exc)
 
 
 def _valid(serializer_class, request) -> dict:
@@ -159,39 +144,41 @@ def _valid(serializer_class, request) -> dict:
     return serializer.validated_data
 
 
-class SessionStartView(OnlineChargingView):
+class SessionStartView(NetworkView):
     """Opens a session and grants up to the requested units (the answer says how many)."""
+
+    network_scope = NetworkCredential.Scope.SESSIONS
 
     @extend_schema(
         operation_id="charging_session_start",
         request=SessionStartInputSerializer,
         responses={
-            201: SessionAnswerSerializer,
-            200: OpenApiResponse(SessionAnswerSerializer, description="A repeat: the first answer, nothing changed."),
+            201: OpenApiResponse(
+                SessionAnswerSerializer, description="Granted. A repeat gets this first answer: 201, the same body."
+            ),
             400: _REFUSED,
-            403: _FORBIDDEN,
+            409: _CONFLICT,
         },
     )
     def post(self, request):
         data = _valid(SessionStartInputSerializer, request)
-        source = source_of(request)
-        repeat = ChargingSession.objects.filter(source=source, session_id=data["session_id"]).exists()
-        answer = session_start(**data, source=source)
-        return Response(
-            SessionAnswerSerializer(answer).data, status=status.HTTP_200_OK if repeat else status.HTTP_201_CREATED
-        )
+        answer = session_start(**data, source=source_of(request))
+        return Response(SessionAnswerSerializer(answer).data, status=status.HTTP_201_CREATED)
 
 
-class SessionUpdateView(OnlineChargingView):
+class SessionUpdateView(NetworkView):
     """Settles what the session used since its last grant and grants more if asked."""
+
+    network_scope = NetworkCredential.Scope.SESSIONS
 
     @extend_schema(
         operation_id="charging_session_update",
         request=SessionUpdateInputSerializer,
         responses={
-            200: OpenApiResponse(SessionAnswerSerializer, description="Settled; a repeat gets the first answer."),
+            200: OpenApiResponse(
+                SessionAnswerSerializer, description="Settled. A repeat gets this first answer: 200, the same body."
+            ),
             400: _REFUSED,
-            403: _FORBIDDEN,
             404: _UNKNOWN,
             409: _CONFLICT,
         },
@@ -202,18 +189,20 @@ class SessionUpdateView(OnlineChargingView):
         return Response(SessionAnswerSerializer(answer).data)
 
 
-class SessionTerminateView(OnlineChargingView):
+class SessionTerminateView(NetworkView):
     """Settles the final usage and releases whatever was granted but not used."""
+
+    network_scope = NetworkCredential.Scope.SESSIONS
 
     @extend_schema(
         operation_id="charging_session_terminate",
         request=SessionTerminateInputSerializer,
         responses={
             200: OpenApiResponse(
-                SessionAnswerSerializer, description="Settled and released; a repeat gets the first answer."
+                SessionAnswerSerializer,
+                description="Settled and released. A repeat gets this first answer: 200, the same body.",
             ),
             400: _REFUSED,
-            403: _FORBIDDEN,
             404: _UNKNOWN,
             409: _CONFLICT,
         },
@@ -224,48 +213,49 @@ class SessionTerminateView(OnlineChargingView):
         return Response(SessionAnswerSerializer(answer).data)
 
 
-class EventChargeView(OnlineChargingView):
+class EventChargeView(NetworkView):
     """Charges a single event (an SMS, a content purchase at its price) whole, or not at all."""
+
+    network_scope = NetworkCredential.Scope.EVENTS
 
     @extend_schema(
         operation_id="charging_event_charge",
         request=EventChargeInputSerializer,
         responses={
-            201: EventAnswerSerializer,
-            200: OpenApiResponse(EventAnswerSerializer, description="A repeat: the first answer, nothing changed."),
+            201: OpenApiResponse(
+                EventAnswerSerializer, description="Charged. A repeat gets this first answer: 201, the same body."
+            ),
             400: _REFUSED,
             402: OpenApiResponse(
-                ChargingErrorSerializer,
+                ErrorSerializer,
                 description="Not enough money (insufficient_balance) or a limit reached (limit_reached): "
                 "charged whole or not at all. Nothing changed.",
             ),
-            403: _FORBIDDEN,
         },
     )
     def post(self, request):
         data = _valid(EventChargeInputSerializer, request)
-        source = source_of(request)
-        repeat = ChargingRequest.objects.filter(key=event_key(source, data["event_id"])).exists()
-        answer = event_charge(**data, source=source)
-        return Response(
-            EventAnswerSerializer(answer).data, status=status.HTTP_200_OK if repeat else status.HTTP_201_CREATED
-        )
+        answer = event_charge(**data, source=source_of(request))
+        return Response(EventAnswerSerializer(answer).data, status=status.HTTP_201_CREATED)
 
 
-class EventRefundView(OnlineChargingView):
+class EventRefundView(NetworkView):
     """Gives back what a single event took: allowance units, money and limit usage. Once per event."""
+
+    network_scope = NetworkCredential.Scope.REFUNDS
 
     @extend_schema(
         operation_id="charging_event_refund",
         request=EventRefundInputSerializer,
         responses={
-            200: OpenApiResponse(RefundAnswerSerializer, description="Refunded; a repeat gets the first answer."),
+            200: OpenApiResponse(
+                RefundAnswerSerializer, description="Refunded. A repeat gets this first answer: 200, the same body."
+            ),
             400: _REFUSED,
-            403: _FORBIDDEN,
             404: _UNKNOWN,
         },
     )
     def post(self, request, event_id: str):
         data = _valid(EventRefundInputSerializer, request)
-        answer = event_refund(event_id=event_id, reason=data["reason"], actor=request.user, source=source_of(request))
+        answer = event_refund(event_id=event_id, reason=data["reason"], source=source_of(request))
         return Response(RefundAnswerSerializer(answer).data)

@@ -1,33 +1,39 @@
-"""REST endpoints of the charging app (TM Forum vocabulary: usage)."""
+"""REST endpoints of the charging app (TM Forum vocabulary: usage), for the network alone.
+
+A record that fails its checks is kept as rejected (so it can be replayed) and answered 400
+with the error body; a repeat of a record (same source and external id) gets the first
+answer: 201 with the record as it stands, or the same refusal.
+"""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from charging.models import UsageEvent
+from charging.api.network import NetworkView, source_of
+from charging.models import NetworkCredential, UsageEvent
 from charging.offline import RecordStatus, usage_batch_ingest
 from charging.services import usage_event_ingest
-from charging.units import Service, Unit
-
-
-class MayPostUsage(BasePermission):
-    """Only network mediation (and agents with the right) may feed usage."""
-
-    def has_permission(self, request, view):
-        return bool(request.user and request.user.has_perm("charging.add_usageevent"))
+from charging.units import Service, Unit, Zone
+from charging.usage_records import usage_quantity_limits
+from portal.api.errors import ErrorSerializer
+from portal.errors import error_body
 
 
 class UsageInputSerializer(serializers.Serializer):
     """Documents the record's shape; checking happens in the service so rejects are kept."""
 
-    external_id = serializers.CharField(max_length=100)
+    external_id = serializers.CharField(max_length=100, help_text="The network's unique id of the record.")
     msisdn = serializers.CharField(max_length=20)
     service = serializers.ChoiceField(choices=Service.choices)
-    unit = serializers.ChoiceField(choices=Unit.choices, required=False)
-    quantity = serializers.IntegerField(min_value=1)
-    occurred_at = serializers.DateTimeField(required=False)
+    zone = serializers.ChoiceField(choices=Zone.choices, required=False, help_text="Default: home.")
+    unit = serializers.ChoiceField(choices=Unit.choices, required=False, help_text="The service's unit, if given.")
+    quantity = serializers.IntegerField(
+        min_value=1,
+        help_text="Whole units of the service's unit. At most, per record: "
+        + ", ".join(f"{service} {limit:,}" for service, limit in usage_quantity_limits().items())
+        + " (CHARGING_MAX_UNITS).",
+    )
+    occurred_at = serializers.DateTimeField(required=False, help_text="With a time zone offset; default: now.")
 
 
 class UsageOutputSerializer(serializers.ModelSerializer):
@@ -50,31 +56,48 @@ class UsageOutputSerializer(serializers.ModelSerializer):
         ]
 
 
-class UsageCreateView(APIView):
-    permission_classes = [MayPostUsage]
+class UsageCreateView(NetworkView):
+    network_scope = NetworkCredential.Scope.USAGE
 
     @extend_schema(
         operation_id="usage_create",
         request=UsageInputSerializer,
         responses={
-            201: UsageOutputSerializer,
-            200: OpenApiResponse(UsageOutputSerializer, description="A repeat: the first answer, nothing changed."),
-            400: OpenApiResponse(UsageOutputSerializer, description="Rejected and kept, with the reason per field."),
+            201: OpenApiResponse(
+                UsageOutputSerializer,
+                description="Stored and queued for charging. A repeat (same external id) gets the same status "
+                "with the record as it stands now; nothing changes.",
+            ),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Rejected and kept for replay, with the reason per field (or a body that is not "
+                "a JSON object). A repeat gets the same answer.",
+            ),
         },
     )
     def post(self, request):
-        payload = request.data if isinstance(request.data, dict) else {}
-        event, created = usage_event_ingest(payload=dict(payload), source=source_of(request))
+        if not isinstance(request.data, dict):
+            return Response(
+                error_body(status=400, code="invalid", reason="A usage record is a JSON object."), status=400
+            )
+        event, _ = usage_event_ingest(payload=request.data, source=source_of(request))
         event.refresh_from_db()
-        body = UsageOutputSerializer(event).data
         if event.status == UsageEvent.Status.REJECTED:
-            return Response(body, status=status.HTTP_400_BAD_REQUEST)
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+            return Response(rejection_body(event), status=status.HTTP_400_BAD_REQUEST)
+        return Response(UsageOutputSerializer(event).data, status=status.HTTP_201_CREATED)
 
 
-def source_of(request) -> str:
-    """Each feeding system has its own id space: the source is the posting account's name."""
-    return request.user.get_username()[:50]
+def rejection_body(event: UsageEvent) -> dict:
+    errors = {field: [reason] for field, reason in event.errors.items()}
+    field, reasons = next(iter(errors.items()))
+    return error_body(
+        status=400,
+        code="invalid",
+        reason=reasons[0],
+        message=f"Record {event.external_id} is kept as rejected for replay: {event.reason}",
+        field=field,
+        errors=errors,
+    )
 
 
 # --- Bulk (offline) usage -----------------------------------------------------------------------
@@ -118,15 +141,17 @@ class UsageBulkOutputSerializer(serializers.Serializer):
     rejections = UsageRejectionSerializer(many=True)
 
 
-class UsageBulkCreateView(APIView):
-    permission_classes = [MayPostUsage]
+class UsageBulkCreateView(NetworkView):
+    network_scope = NetworkCredential.Scope.USAGE
 
     @extend_schema(
         operation_id="usage_bulk_create",
         request=UsageBulkInputSerializer,
         responses={
             202: OpenApiResponse(UsageBulkOutputSerializer, description="Stored; accepted records are charged soon."),
-            400: OpenApiResponse(description="Not a list of at most 10,000 records (field `records`)."),
+            400: OpenApiResponse(
+                ErrorSerializer, description="Not a list of at most 10,000 records (field `records`)."
+            ),
         },
     )
     def post(self, request):

@@ -6,6 +6,7 @@ what, why, by whom and when, so every balance equals the sum of its ledger.
 """
 
 from charging.models.balances import Bucket, LedgerEntry, MoneyBalance, NodeLimit
+from charging.models.credentials import NetworkCredential
 from charging.models.fields import MoneyField
 from charging.models.tariffs import BucketDefinition, LineRatePlan, RatePlan, Tariff, TariffRate
 from charging.models.usage import (
@@ -28,6 +29,7 @@ __all__ = [
     "LineRatePlan",
     "MoneyBalance",
     "MoneyField",
+    "NetworkCredential",
     "NodeLimit",
     "QuotaLogPosition",
     "RatePlan",

@@ -1,5 +1,6 @@
-"""Demo data: two consumers, an enterprise with a few hundred lines, an agent, and the
-mediation account that feeds usage. Sits above every app, like the views."""
+"""Demo data: two consumers, an enterprise with a few hundred lines and an agent; the network
+key the usage simulator feeds usage with is issued when it starts. Sits above every app, like
+the views."""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -8,9 +9,9 @@ from decimal import Decimal
 from django.contrib.auth.models import Group, Permission, User
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
-from charging.models import LedgerEntry, Tariff
+from charging.credentials import network_credential_issue
+from charging.models import LedgerEntry, NetworkCredential, Tariff
 from charging.services import bucket_grant, money_balance_open, money_post
 from charging.units import Service, Unit
 from enterprise.models import CostCentre, ManagerAssignment
@@ -27,7 +28,7 @@ DEPARTMENTS = ["North", "South", "West"]
 TEAMS = ["Alpha", "Bravo"]
 LINES_PER_TEAM = 17
 AGENT_GROUP = "Call-centre agents"
-MEDIATION_USER = "mediation"
+MEDIATION_SOURCE = "mediation"
 
 
 @dataclass(frozen=True)
@@ -154,15 +155,13 @@ def _agent() -> None:
     agent.groups.add(group)
 
 
-def mediation_token() -> str:
-    """The API token the network's mediation (and the usage simulator) posts usage with."""
-    user, created = User.objects.get_or_create(username=MEDIATION_USER)
-    if created:
-        user.set_unusable_password()
-        user.save()
-        user.user_permissions.add(Permission.objects.get(codename="add_usageevent", content_type__app_label="charging"))
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+def mediation_key(*, valid_for: timedelta = timedelta(days=1)) -> str:
+    """A new network key for the demo's mediation (the usage simulator), scoped to usage
+    records and expiring after ``valid_for``: only its hash is kept, so each run gets its own."""
+    issued = network_credential_issue(
+        source=MEDIATION_SOURCE, scopes=[NetworkCredential.Scope.USAGE], expires_at=timezone.now() + valid_for
+    )
+    return issued.key
 
 
 def demo_is_loaded() -> bool:
@@ -176,5 +175,4 @@ def demo_load() -> list[Login]:
     _consumers()
     _enterprise()
     _agent()
-    mediation_token()
     return DEMO_LOGINS

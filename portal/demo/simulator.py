@@ -35,11 +35,12 @@ def usage_record_random(*, msisdns: Sequence[str], rng: random.Random) -> dict:
     }
 
 
-def usage_post(*, base_url: str, token: str, record: dict, timeout: float = 5.0) -> tuple[int, dict]:
+def usage_post(*, base_url: str, key: str, record: dict, timeout: float = 5.0) -> tuple[int, dict]:
+    """Posts one record with a network key (``Authorization: Bearer``); the status and the answer."""
     request = urllib.request.Request(  # noqa: S310 (the portal's own http URL)
         base_url.rstrip("/") + "/api/usage/",
         data=json.dumps(record).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
         method="POST",
     )
     try:
@@ -52,7 +53,7 @@ def usage_post(*, base_url: str, token: str, record: dict, timeout: float = 5.0)
 def usage_simulate(
     *,
     base_url: str,
-    token: str,
+    key: str,
     focus_msisdns: Sequence[str],
     other_msisdns: Sequence[str],
     rate: float,
@@ -67,7 +68,7 @@ def usage_simulate(
         pool = focus_msisdns if (rng.random() < 0.5 or not other_msisdns) else other_msisdns
         record = usage_record_random(msisdns=pool, rng=rng)
         try:
-            status, _ = usage_post(base_url=base_url, token=token, record=record)
+            status, _ = usage_post(base_url=base_url, key=key, record=record)
         except OSError:
             status = 0  # the server is not up yet or going down; try again shortly
         if on_result:

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from charging.models import Bucket
-from portal.demo.data import mediation_token
+from portal.demo.data import mediation_key
 from tests.factories import MB, LineFactory, UserFactory, data_bucket
 from tests.livetools import asgi_server
 from tests.services import chromium_path
@@ -29,11 +29,11 @@ def browser(monkeypatch):
         browser.close()
 
 
-def post_usage(base_url: str, token: str, record: dict) -> int:
+def post_usage(base_url: str, key: str, record: dict) -> int:
     request = urllib.request.Request(
         f"{base_url}/api/usage/",
         data=json.dumps(record).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -44,7 +44,7 @@ def test_dashboard_shows_the_new_remaining_amount_without_a_reload(browser):
     user = UserFactory(username="carla")
     line = LineFactory(billing_account__customer__user=user, msisdn="31630000001")
     bucket = data_bucket(line, 100 * MB)
-    token = mediation_token()
+    key = mediation_key()
 
     with asgi_server() as base_url:
         page = browser.new_page()
@@ -58,7 +58,7 @@ def test_dashboard_shows_the_new_remaining_amount_without_a_reload(browser):
         page.evaluate("window.loadedOnce = true")
 
         status = post_usage(
-            base_url, token, {"external_id": "b-1", "msisdn": line.msisdn, "service": "data", "quantity": 25 * MB}
+            base_url, key, {"external_id": "b-1", "msisdn": line.msisdn, "service": "data", "quantity": 25 * MB}
         )
 
         assert status == 201
@@ -68,7 +68,7 @@ def test_dashboard_shows_the_new_remaining_amount_without_a_reload(browser):
         expect(page.locator("#live-notices .notice")).to_have_count(0)
 
         second = {"external_id": "b-2", "msisdn": line.msisdn, "service": "data", "quantity": 30 * MB}
-        post_usage(base_url, token, second)
+        post_usage(base_url, key, second)
 
         expect(remaining).to_have_text("45.0 MB", timeout=1000)
         expect(page.locator("#live-notices .notice")).to_have_text(
