@@ -27,6 +27,10 @@ class ChargingError(Refusal):
 
 NETWORK = "network"  # the id space of requests that name no source of their own
 
+# The HTTP status of each kind of answer, kept with it: a repeat is answered with the first
+# answer's status and body, whoever answers it (the database, or the quota store's copy).
+ANSWER_STATUS = {"initial": 201, "event": 201, "update": 200, "terminate": 200, "refund": 200}
+
 
 def answer_once(key: str, work) -> dict:
     """Runs ``work`` in one transaction unless ``key`` was answered before. A twin delivered
@@ -50,7 +54,7 @@ def stored_answer(key: str) -> dict | None:
 
 
 def answer_remember(key: str, kind: str, answer: dict) -> None:
-    ChargingRequest.objects.create(key=key, kind=kind, answer=answer)
+    ChargingRequest.objects.create(key=key, kind=kind, answer=answer, status_code=ANSWER_STATUS[kind])
 
 
 def session_request_key(source: str, session_id: str, request_number: int) -> str:

@@ -10,7 +10,7 @@ arrives at the same moment as the first.
 from decimal import Decimal
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.response import Response
 
 from charging.api.network import NetworkView, source_of
@@ -18,6 +18,7 @@ from charging.events import event_charge, event_refund
 from charging.grants import FinalUnitAction
 from charging.models import ChargingSession, NetworkCredential
 from charging.online import session_start, session_terminate, session_update
+from charging.requests import ANSWER_STATUS
 from charging.units import Service, Zone
 from portal.api.errors import ErrorSerializer
 from portal.api.fields import MAX_ID, WholeNumberField
@@ -163,7 +164,7 @@ class SessionStartView(NetworkView):
     def post(self, request):
         data = _valid(SessionStartInputSerializer, request)
         answer = session_start(**data, source=source_of(request))
-        return Response(SessionAnswerSerializer(answer).data, status=status.HTTP_201_CREATED)
+        return Response(SessionAnswerSerializer(answer).data, status=ANSWER_STATUS["initial"])
 
 
 class SessionUpdateView(NetworkView):
@@ -186,7 +187,7 @@ class SessionUpdateView(NetworkView):
     def post(self, request, session_id: str):
         data = _valid(SessionUpdateInputSerializer, request)
         answer = session_update(session_id=session_id, **data, source=source_of(request))
-        return Response(SessionAnswerSerializer(answer).data)
+        return Response(SessionAnswerSerializer(answer).data, status=ANSWER_STATUS["update"])
 
 
 class SessionTerminateView(NetworkView):
@@ -210,7 +211,7 @@ class SessionTerminateView(NetworkView):
     def post(self, request, session_id: str):
         data = _valid(SessionTerminateInputSerializer, request)
         answer = session_terminate(session_id=session_id, **data, source=source_of(request))
-        return Response(SessionAnswerSerializer(answer).data)
+        return Response(SessionAnswerSerializer(answer).data, status=ANSWER_STATUS["terminate"])
 
 
 class EventChargeView(NetworkView):
@@ -236,7 +237,7 @@ class EventChargeView(NetworkView):
     def post(self, request):
         data = _valid(EventChargeInputSerializer, request)
         answer = event_charge(**data, source=source_of(request))
-        return Response(EventAnswerSerializer(answer).data, status=status.HTTP_201_CREATED)
+        return Response(EventAnswerSerializer(answer).data, status=ANSWER_STATUS["event"])
 
 
 class EventRefundView(NetworkView):
@@ -258,4 +259,4 @@ class EventRefundView(NetworkView):
     def post(self, request, event_id: str):
         data = _valid(EventRefundInputSerializer, request)
         answer = event_refund(event_id=event_id, reason=data["reason"], source=source_of(request))
-        return Response(RefundAnswerSerializer(answer).data)
+        return Response(RefundAnswerSerializer(answer).data, status=ANSWER_STATUS["refund"])

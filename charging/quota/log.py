@@ -34,6 +34,7 @@ from charging.models import (
 )
 from charging.periods import limit_count, limit_periods_roll
 from charging.quota import store
+from charging.requests import ANSWER_STATUS
 from charging.thresholds import thresholds_check
 from charging.units import USAGE_REASON
 from portal.db.rows import rows_insert, rows_update
@@ -144,7 +145,7 @@ def _apply(entries: list[dict]) -> None:
         if entry["status"] in ("terminated", "expired"):
             ended.append((entry, meta, at))
         if entry["op"] == "event":  # its answer is what a refund finds the charge by
-            events.append((meta["reference"], "event", orjson.loads(entry["answer"]), 200, at))
+            events.append((meta["reference"], "event", orjson.loads(entry["answer"]), ANSWER_STATUS["event"], at))
 
     rows_update(NodeLimit, list(limits.values()), ["used", "reserved", "in_store"])
     rows_update(Bucket, list(buckets.values()), ["remaining", "reserved", "in_store"])
