@@ -50,3 +50,9 @@ log-follower: $(STAMP)
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .test-*.sqlite3* staticfiles
+
+## schemathesis against the running API, once per role, FUZZ_EXAMPLES cases per operation
+FUZZ_EXAMPLES ?= 25
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(PY) -m tests.fuzz.api --examples $(FUZZ_EXAMPLES)

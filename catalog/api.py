@@ -5,7 +5,7 @@ Every call is scoped to the caller's own customer: another customer's cart, orde
 answers 404. A refusal answers 400 with the field and the reason, and a stable ``code``.
 """
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -23,6 +23,7 @@ from catalog.selectors import (
     segment_of,
 )
 from catalog.services import cart_item_add, cart_item_remove, cart_open, cart_voucher_apply, order_cancel, order_place
+from portal.api.errors import ErrorSerializer
 from portal.api.fields import MAX_ID, WholeNumberField
 from portal.models import Customer, Line
 
@@ -220,7 +221,8 @@ class ProductOfferingViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         customer = customer_of(user=self.request.user)
         segment = segment_of(customer) if customer else "consumer"
-        query = OfferingQuerySerializer(data=self.request.query_params)
+        # A plain dict: a QueryDict's empty value would count as no value, and ?kind= pass.
+        query = OfferingQuerySerializer(data=self.request.query_params.dict())
         query.is_valid(raise_exception=True)
         params = query.validated_data
         offerings = offerings_for_sale(
@@ -245,7 +247,11 @@ class ShoppingCartListView(APIView):
     @extend_schema(
         operation_id="shoppingCart_create",
         request=None,
-        responses={201: ShoppingCartSerializer, 200: ShoppingCartSerializer},
+        responses={
+            201: ShoppingCartSerializer,
+            200: ShoppingCartSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="The login is no customer's: no cart to open."),
+        },
         description="The caller's open cart; started now if there is none.",
     )
     def post(self, request):

@@ -25,20 +25,16 @@ from portal.api.fields import MAX_ID, WholeNumberField
 
 MAX_UNITS = MAX_ID  # the database's bigint
 MAX_REQUEST_NUMBER = 2**31 - 1  # what a session's request number column holds
-_SERVICES = ", ".join(Service.values)
-_ZONES = ", ".join(Zone.values)
 
 
 # --- Input ----------------------------------------------------------------------------------------
-# Service and zone are plain strings: the engine checks them and answers code "invalid" for the
-# field, the same as any other client of ``charging.online``.
 
 
 class SessionStartInputSerializer(serializers.Serializer):
     session_id = serializers.CharField(max_length=100)
     msisdn = serializers.CharField(max_length=20)
-    service = serializers.CharField(max_length=16, help_text=f"One of {_SERVICES}.")
-    zone = serializers.CharField(max_length=16, default=Zone.HOME.value, help_text=f"One of {_ZONES}.")
+    service = serializers.ChoiceField(choices=Service.choices)
+    zone = serializers.ChoiceField(choices=Zone.choices, default=Zone.HOME.value)
     requested_units = WholeNumberField(min_value=0, max_value=MAX_UNITS)
     request_number = WholeNumberField(
         min_value=0, max_value=MAX_REQUEST_NUMBER, default=0, help_text="A session starts with 0."
@@ -63,9 +59,9 @@ class SessionTerminateInputSerializer(serializers.Serializer):
 class EventChargeInputSerializer(serializers.Serializer):
     event_id = serializers.CharField(max_length=100)
     msisdn = serializers.CharField(max_length=20)
-    service = serializers.CharField(max_length=16, help_text=f"One of {_SERVICES}.")
+    service = serializers.ChoiceField(choices=Service.choices)
     units = WholeNumberField(min_value=1, max_value=MAX_UNITS, default=1)
-    zone = serializers.CharField(max_length=16, default=Zone.HOME.value, help_text=f"One of {_ZONES}.")
+    zone = serializers.ChoiceField(choices=Zone.choices, default=Zone.HOME.value)
     price = serializers.DecimalField(
         max_digits=18,
         decimal_places=4,

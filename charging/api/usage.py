@@ -111,6 +111,7 @@ class UsageBulkInputSerializer(serializers.Serializer):
     records = serializers.ListField(
         child=serializers.DictField(),
         allow_empty=False,
+        min_length=1,
         max_length=BULK_MAX_RECORDS,
         help_text=f"At most {BULK_MAX_RECORDS} records, each shaped like the body of usage_create.",
     )

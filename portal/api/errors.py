@@ -2,7 +2,9 @@
 handler: refusals of the services, malformed input, missing or refused credentials, unknown
 objects and methods."""
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
@@ -11,6 +13,14 @@ from rest_framework.views import set_rollback
 from portal.errors import Refusal, error_body
 
 NON_FIELD = "non_field_errors"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = 413
+    default_code = "payload_too_large"
+
+    def __init__(self):
+        super().__init__(f"A request body is at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes.")
 
 
 def api_exception_handler(exc, context):
@@ -22,6 +32,10 @@ def api_exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    elif isinstance(exc, SuspiciousOperation):  # too many fields, a malformed multipart body, ...
+        exc = exceptions.ParseError(str(exc))
     if not isinstance(exc, exceptions.APIException):
         return None
     headers = {}

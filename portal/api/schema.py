@@ -29,5 +29,6 @@ class AutoSchema(openapi.AutoSchema):
         if "{" in self.path:
             refusals.append(("404", "No such object, or not one the caller may see."))
         if self.method in _WRITES:
+            refusals.append(("413", "A body larger than the server takes (DATA_UPLOAD_MAX_MEMORY_SIZE)."))
             refusals.append(("415", "A body that is not JSON (or a form, where the operation takes one)."))
         return refusals

@@ -137,7 +137,7 @@ def test_an_update_out_of_order_is_refused_with_409_and_changes_nothing(usage_po
         ),
         ({"msisdn": None}, invalid_field("msisdn", "This field is required.")),
         ({"session_id": ["s-1"]}, invalid_field("session_id", "Not a valid string.")),
-        ({"service": "telepathy"}, error("invalid", "Unknown service 'telepathy'.", field="service")),
+        ({"service": "telepathy"}, invalid_field("service", '"telepathy" is not a valid choice.')),
         (
             {"requested_units": 100 * GB + 1},
             error("invalid", "At most 107,374,182,400 bytes per request of data.", field="requested_units"),

@@ -108,3 +108,13 @@ def test_a_nul_character_in_the_path_answers_400(usage_poster):
 
     assert response.status_code == 400
     assert response.json()["reason"] == "NUL characters are not allowed in a URL."
+
+
+def test_a_body_past_the_upload_limit_answers_413_in_the_error_body(usage_poster, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    records = [{"external_id": f"r-{n}", "msisdn": "31600000000", "service": "data", "quantity": 1} for n in range(50)]
+
+    response = usage_poster.post("/api/usage/bulk/", {"records": records}, format="json")
+
+    assert response.status_code == 413
+    assert response.json() == error("payload_too_large", "A request body is at most 1,000 bytes.", 413)
