@@ -90,9 +90,11 @@ class ShoppingCartSerializer(serializers.Serializer):
 
 
 class CartItemInputSerializer(serializers.Serializer):
-    offering = serializers.IntegerField()
-    parent = serializers.IntegerField(required=False, help_text="The cart item this one goes with.")
-    line = serializers.IntegerField(required=False, help_text="An add-on's line.")
+    offering = WholeNumberField(min_value=1, max_value=MAX_ID)
+    parent = WholeNumberField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="The cart item this one goes with."
+    )
+    line = WholeNumberField(required=False, min_value=1, max_value=MAX_ID, help_text="An add-on's line.")
 
 
 class VoucherInputSerializer(serializers.Serializer):
@@ -142,8 +144,8 @@ class ProductOrderSerializer(serializers.ModelSerializer):
 
 
 class ProductOrderInputSerializer(serializers.Serializer):
-    cart = serializers.IntegerField()
-    billing_account = serializers.IntegerField(required=False)
+    cart = WholeNumberField(min_value=1, max_value=MAX_ID)
+    billing_account = WholeNumberField(required=False, min_value=1, max_value=MAX_ID)
 
 
 class CancelInputSerializer(serializers.Serializer):

@@ -101,6 +101,8 @@ def usage_record_parse(
             errors["occurred_at"] = "Must carry a time zone offset."
         elif parsed > now + MAX_CLOCK_SKEW:
             errors["occurred_at"] = "Lies in the future."
+        elif parsed < now - usage_max_age():
+            errors["occurred_at"] = f"Lies more than {usage_max_age().days} days in the past."
         else:
             occurred_at = parsed
 
@@ -136,6 +138,11 @@ def usage_quantity_limits() -> dict[str, int]:
     """The most one usage record (or one online request) may carry, per service, in the
     service's unit (``CHARGING_MAX_UNITS``)."""
     return settings.CHARGING_MAX_UNITS
+
+
+def usage_max_age() -> timedelta:
+    """How old a usage record may be (``CHARGING_MAX_RECORD_AGE_DAYS``)."""
+    return timedelta(days=settings.CHARGING_MAX_RECORD_AGE_DAYS)
 
 
 def _datetime(value) -> datetime | None:

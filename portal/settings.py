@@ -210,6 +210,10 @@ CHARGING_MAX_UNITS = {
     if service.strip()
 }
 
+# A usage record older than this many days is kept as rejected: the period it belongs to was
+# billed long ago (and dates near year 1 would overflow the time zone arithmetic).
+CHARGING_MAX_RECORD_AGE_DAYS = int(os.environ.get("CHARGING_MAX_RECORD_AGE_DAYS", "366"))
+
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

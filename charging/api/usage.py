@@ -94,7 +94,7 @@ def rejection_body(event: UsageEvent) -> dict:
         status=400,
         code="invalid",
         reason=reasons[0],
-        message=f"Record {event.external_id} is kept as rejected for replay: {event.reason}",
+        message=f"Kept as rejected record {event.pk}, for replay: {event.reason}",
         field=field,
         errors=errors,
     )

@@ -64,7 +64,13 @@ def main() -> int:
 
 def _environment(scratch: Path):
     """The server's environment: a database of its own, no Redis; and how to drop the database."""
-    env = {**os.environ, "REDIS_URL": "", "CELERY_TASK_ALWAYS_EAGER": "1", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "REDIS_URL": "",
+        "CELERY_TASK_ALWAYS_EAGER": "1",
+        "PYTHONPATH": str(ROOT),
+        "DJANGO_SETTINGS_MODULE": "tests.fuzz.settings",
+    }
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         env.update(DATABASE_URL="", SQLITE_PATH=str(scratch / "fuzz.sqlite3"))
