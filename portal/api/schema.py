@@ -6,6 +6,7 @@ from drf_spectacular.utils import OpenApiResponse
 from portal.api.errors import ErrorSerializer
 
 _WRITES = {"POST", "PUT", "PATCH"}
+_REFUSABLE = _WRITES | {"DELETE"}  # a service may refuse any change, with or without a body
 
 
 class AutoSchema(openapi.AutoSchema):
@@ -22,8 +23,8 @@ class AutoSchema(openapi.AutoSchema):
 
     def _refusals(self) -> list[tuple[str, str]]:
         refusals = []
-        if self.method in _WRITES or any(p["in"] == "query" for p in self._get_parameters()):
-            refusals.append(("400", "Malformed input: the field at fault and the reason."))
+        if self.method in _REFUSABLE or any(p["in"] == "query" for p in self._get_parameters()):
+            refusals.append(("400", "Malformed input, or a change refused: the field at fault and the reason."))
         refusals.append(("401", "No credentials, or credentials that are not valid (see WWW-Authenticate)."))
         refusals.append(("403", "The credentials do not allow this."))
         if "{" in self.path:

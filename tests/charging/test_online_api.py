@@ -237,3 +237,32 @@ def test_a_negative_price_answers_400_naming_the_price(usage_poster, line):
 
     assert response.status_code == 400
     assert response.json() == invalid_field("price", "Ensure this value is greater than or equal to 0.")
+
+
+def test_an_update_asking_past_the_services_bound_is_refused_naming_the_field(usage_poster, line):
+    usage_poster.post("/api/chargingSession/", start_body(line), format="json")
+
+    response = usage_poster.post(
+        "/api/chargingSession/s-1/update/",
+        {"request_number": 1, "used_units": 0, "requested_units": 100 * GB + 1},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == error(
+        "invalid", "At most 107,374,182,400 bytes per request of data.", field="requested_units"
+    )
+    assert bucket_counters(line) == (100 * MB, 30 * MB)
+    assert ChargingSession.objects.get().request_number == 0
+
+
+def test_an_event_past_the_services_bound_is_refused_and_changes_nothing(usage_poster, line):
+    response = usage_poster.post(
+        "/api/chargingEvent/",
+        {"event_id": "bulk", "msisdn": line.msisdn, "service": "sms", "units": 1001},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == error("invalid", "At most 1,000 messages per request of sms.", field="units")
+    assert not ChargingRequest.objects.exists()

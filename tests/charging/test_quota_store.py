@@ -277,6 +277,19 @@ def test_units_granted_never_pass_a_limit_even_when_slices_are_short():
     assert ledger_mismatches() == []
 
 
+def test_an_update_past_the_services_bound_is_refused_in_the_store_too():
+    line = LineFactory()
+    data_bucket(line, 100 * MB)
+    start(line)
+
+    with pytest.raises(ChargingError) as refused:
+        session_update(session_id="s-1", request_number=1, used_units=0, requested_units=100 * 1024**3 + 1)
+
+    assert (refused.value.code, refused.value.field) == ("invalid", "requested_units")
+    assert session_update(session_id="s-1", request_number=1, used_units=MB)["request_number"] == 1
+    settle_store()
+
+
 def test_the_rest_endpoints_answer_the_same_through_the_store(usage_poster):
     line = LineFactory()
     data_bucket(line, 100 * MB)
