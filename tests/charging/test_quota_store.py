@@ -519,3 +519,33 @@ def test_a_follower_applies_the_log_as_it_grows_at_a_lower_cpu_priority():
     assert ledger_mismatches() == []
     settle_store()
     assert fresh(tree.pool).reserved == 0
+
+
+def test_a_follower_whose_database_sessions_are_killed_reconnects_and_keeps_its_place():
+    require_postgres()
+    tree = company_tree(lines=2, pool_units=100 * MB)
+    start(tree.lines[0], session_id="s-1")
+    session_terminate(session_id="s-1", request_number=1, used_units=3 * MB)
+    connections.close_all()  # the follower opens its own
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    follower = context.Process(target=_follow, args=(stop,))
+    follower.start()
+    try:
+        _until(lambda: ChargingSession.objects.filter(session_id="s-1").exists())
+        with connections["default"].cursor() as cursor:  # as a PostgreSQL restart would
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone() is not None
+        start(tree.lines[1], session_id="s-2")
+        session_terminate(session_id="s-2", request_number=1, used_units=4 * MB)
+        _until(lambda: ChargingSession.objects.filter(session_id="s-2").exists())
+    finally:
+        stop.set()
+        follower.join(timeout=20)
+
+    assert follower.exitcode == 0
+    assert fresh(tree.pool).remaining == 93 * MB  # each session's usage applied once
+    assert ledger_mismatches() == []
