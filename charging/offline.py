@@ -15,7 +15,7 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from charging.locks import usage_charge_sweep_lock
@@ -65,7 +65,27 @@ def charging_batch_size() -> int:
     return settings.CHARGING_BATCH_SIZE  # the one default is in the settings
 
 
+DEADLOCK_RETRIES = 3
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's error code
+
+
 def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
+    """Stores a batch of usage records and, after commit, queues the accepted ones for charging.
+
+    Two deliveries of the same records at once, in different orders, can each wait on a record
+    the other inserted first; PostgreSQL ends one of them, and it is stored again from the start
+    (it then finds the other's records stored and answers them as duplicates).
+    """
+    for attempt in range(DEADLOCK_RETRIES):
+        try:
+            return _batch_ingest(payloads=payloads, source=source)
+        except OperationalError as error:
+            if getattr(error.__cause__, "pgcode", None) != DEADLOCK_DETECTED or attempt == DEADLOCK_RETRIES - 1:
+                raise
+    raise AssertionError("the last attempt returns or raises")
+
+
+def _batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
     """Stores a batch of usage records and, after commit, queues the accepted ones for charging.
 
     A batch of new records, nearly every one, is stored in one insert with no look-up first.

@@ -11,7 +11,9 @@ from charging.ledger import ledger_mismatches
 from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent
 from charging.offline import REQUEUE_AFTER, usage_batch_ingest, usage_events_requeue
 from charging.services import usage_event_replay
+from tests.concurrency import run_together
 from tests.factories import MB, LineFactory, data_bucket
+from tests.services import require_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -308,3 +310,24 @@ def test_a_line_with_usage_cannot_be_deleted():
         line.delete()
     assert set(refused.value.protected_objects) == {event}
     assert UsageEvent.objects.get(pk=event.pk).line == line
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("trial", range(8))
+def test_the_same_records_posted_twice_at_once_in_reverse_order_are_stored_once_without_error(trial):
+    require_postgres()
+    line = LineFactory(msisdn="31611111111")
+    data_bucket(line, 500 * MB)
+    records = [good(f"cdr-{n}", 1) for n in range(1000)]
+
+    results = run_together(
+        [
+            lambda: usage_batch_ingest(payloads=records, source="mediation"),
+            lambda: usage_batch_ingest(payloads=records[::-1], source="mediation"),
+        ]
+    )
+
+    assert [type(result).__name__ for result in results] == ["BatchResult", "BatchResult"]
+    assert results[0].accepted + results[1].accepted == 1000
+    assert results[0].duplicate + results[1].duplicate == 1000
+    assert UsageEvent.objects.count() == 1000
