@@ -7,6 +7,7 @@ charged after commit by ``charge_usage_batch`` tasks of ``CHARGING_BATCH_SIZE`` 
 records whose task was lost are queued again by a periodic sweep (``usage_events_requeue``).
 """
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,9 +18,11 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from charging.locks import usage_charge_sweep_lock
-from charging.models import UsageEvent
+from charging.models import UsageEvent, UsageQueueBacklog
 from charging.services import usage_event_fields, usage_event_store
 from charging.usage_records import lines_by_msisdn
 from portal.db.rows import rows_insert
@@ -64,6 +67,11 @@ class BatchResult:
 def charging_batch_size() -> int:
     return settings.CHARGING_BATCH_SIZE  # the one default is in the settings
 
+
+CHARGE_USAGE_BATCH = "charging.tasks.charge_usage_batch"
+# What publishing a task raises when the broker cannot be reached (Redis as the broker).
+BROKER_ERRORS = (KombuOperationalError, RedisError, OSError)
+logger = logging.getLogger(__name__)
 
 DEADLOCK_RETRIES = 3
 DEADLOCK_DETECTED = "40P01"  # PostgreSQL's error code
@@ -280,4 +288,21 @@ def _charge_after_commit(event_ids: list[int]) -> None:
 
 
 def _queue_charge(event_ids: list[int]) -> None:
-    task_queue("charging.tasks.charge_usage_batch", event_ids)
+    """Queues a charging task; if the broker is away, the records wait in the backlog (they are
+    stored: the post that stored them still answers what it stored)."""
+    try:
+        task_queue(CHARGE_USAGE_BATCH, event_ids)
+    except BROKER_ERRORS as error:
+        logger.warning("charging task of %d records not queued (%s): kept in the backlog", len(event_ids), error)
+        UsageQueueBacklog.objects.create(event_ids=event_ids)
+
+
+def usage_backlog_queue(*, limit: int = 100) -> int:
+    """Queues the charging tasks the broker could not take before; returns how many records.
+    A task queued twice finds its records charged and skips them."""
+    queued = 0
+    for backlog in UsageQueueBacklog.objects.order_by("pk")[:limit]:
+        task_queue(CHARGE_USAGE_BATCH, backlog.event_ids)  # raises while the broker is still away
+        backlog.delete()
+        queued += len(backlog.event_ids)
+    return queued

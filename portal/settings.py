@@ -164,6 +164,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 300.0,
         "options": {"expires": 290},
     },
+    # Charging tasks the broker could not take (it was away) are queued once it answers again.
+    "charging-queue-usage-backlog": {
+        "task": "charging.tasks.queue_usage_backlog",
+        "schedule": 10.0,
+        "options": {"expires": 9},
+    },
     # The quota store's log reaches the ledger within about a second (when the store is on).
     "charging-apply-quota-log": {
         "task": "charging.tasks.apply_quota_log",

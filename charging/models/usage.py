@@ -215,3 +215,14 @@ class UsageChargeSweep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} below {self.below_id}"
+
+
+class UsageQueueBacklog(models.Model):
+    """Stored usage records whose charging task could not be queued (the broker was away):
+    queued again as soon as it answers (``charging.offline.usage_backlog_queue``)."""
+
+    event_ids = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{len(self.event_ids)} records waiting since {self.created_at:%H:%M:%S}"

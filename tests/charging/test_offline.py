@@ -8,9 +8,11 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from charging.ledger import ledger_mismatches
-from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent
+from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent, UsageQueueBacklog
 from charging.offline import REQUEUE_AFTER, usage_batch_ingest, usage_events_requeue
 from charging.services import usage_event_replay
+from charging.tasks import queue_usage_backlog
+from portal.celery import app as celery_app
 from tests.concurrency import run_together
 from tests.factories import MB, LineFactory, data_bucket
 from tests.services import require_postgres
@@ -331,3 +333,40 @@ def test_the_same_records_posted_twice_at_once_in_reverse_order_are_stored_once_
     assert results[0].accepted + results[1].accepted == 1000
     assert results[0].duplicate + results[1].duplicate == 1000
     assert UsageEvent.objects.count() == 1000
+
+
+@pytest.fixture
+def broker_away():
+    """The Celery broker is a port nothing listens on, as while Redis is down; calling what
+    it yields brings the broker back (tasks run in the test's process again)."""
+    conf = celery_app.conf
+    saved = (conf.broker_url, conf.task_always_eager, conf.task_publish_retry)
+
+    def back() -> None:
+        conf.broker_url, conf.task_always_eager, conf.task_publish_retry = saved
+        celery_app.close()
+
+    conf.broker_url, conf.task_always_eager, conf.task_publish_retry = "redis://127.0.0.1:9/0", False, False
+    celery_app.close()  # the connection pool was made for the broker before
+    yield back
+    back()
+
+
+def test_a_bulk_post_while_the_broker_is_away_answers_what_it_stored_and_charges_once_it_is_back(
+    usage_poster, line, django_capture_on_commit_callbacks, broker_away
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = usage_poster.post("/api/usage/bulk/", {"records": batch()}, format="json")
+
+    assert response.status_code == 202
+    assert (response.json()["accepted"], response.json()["rejected"]) == (3, 2)
+    assert UsageQueueBacklog.objects.count() == 1
+    assert not UsageEvent.objects.filter(status=UsageEvent.Status.CHARGED).exists()
+
+    broker_away()  # it is back
+    assert queue_usage_backlog() == 3
+
+    assert UsageQueueBacklog.objects.count() == 0
+    assert UsageEvent.objects.filter(status=UsageEvent.Status.CHARGED).count() == 3
+    assert Bucket.objects.get(line=line).remaining == 43 * MB
+    assert ledger_mismatches() == []
