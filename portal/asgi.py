@@ -5,6 +5,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+# Each request's synchronous work may run on a thread of its own, and a persistent connection
+# stays with its thread: kept, they pile up until PostgreSQL refuses clients.
+os.environ.setdefault("DJANGO_CONN_MAX_AGE", "0")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
