@@ -230,16 +230,19 @@ def _outcome(index: int, payload: dict, event_id: int, event_status: str, errors
 # A charging task can be lost (say, a broker that keeps nothing on disk restarted with tasks
 # queued). Records stored this long ago and still not charged are queued again; a task that
 # was only slow then finds them charged and skips them.
-REQUEUE_AFTER = timedelta(minutes=10)
 SWEEP_CHUNK = 50_000  # records looked at per transaction
 SWEEP_SECONDS = 60  # a sweep stops after about this long; the next one goes on from its mark
 
 
+def requeue_after() -> timedelta:
+    return timedelta(seconds=settings.CHARGING_REQUEUE_AFTER_SECONDS)
+
+
 def usage_events_requeue(
-    *, after: timedelta = REQUEUE_AFTER, chunk: int = SWEEP_CHUNK, now: datetime | None = None
+    *, after: timedelta | None = None, chunk: int = SWEEP_CHUNK, now: datetime | None = None
 ) -> int:
-    """Queues again the records stored more than ``after`` ago and still waiting to be
-    charged; returns how many.
+    """Queues again the records stored more than ``after`` (default ``requeue_after()``) ago
+    and still waiting to be charged; returns how many.
 
     No status is indexed (a charge rewrites a record on its own page, migration 0010), so the
     sweep walks the records by key, in chunks, from a mark below which every record is
@@ -249,7 +252,7 @@ def usage_events_requeue(
     records so that it never passes one still on its way.
     """
     now = now or timezone.now()
-    cutoff = now - after
+    cutoff = now - (after if after is not None else requeue_after())
     started = time.monotonic()
     requeued = 0
     position, waiting_from = None, None

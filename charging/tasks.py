@@ -1,6 +1,7 @@
 """Celery tasks of the charging app: thin wrappers that load ids and call a service."""
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from charging.models import ThresholdNotice
@@ -17,8 +18,8 @@ from charging.thresholds import threshold_notice_notify
 RETRY_ON_DATABASE_HICCUPS = {
     "autoretry_for": (OperationalError,),
     "retry_backoff": True,
-    "retry_backoff_max": 30,
-    "max_retries": 5,
+    "retry_backoff_max": settings.CHARGING_TASK_RETRY_MAX_SECONDS,
+    "max_retries": settings.CHARGING_TASK_RETRIES,
     "acks_late": True,
 }
 

@@ -146,6 +146,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# A task whose worker process was killed goes back on the queue at once (it is acknowledged
+# only when done); one whose whole worker vanished is delivered again after the visibility
+# timeout, which must be longer than any task runs (CELERY_TASK_TIME_LIMIT).
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300"))}
 # Celery's Django fixup closes every database connection around each task unless this is set,
 # so each charging task would connect anew to a cold backend. Workers keep theirs instead, and
 # close one by Django's own rules (broken, or older than CONN_MAX_AGE): see portal.celery.
@@ -188,6 +193,13 @@ CELERY_BEAT_SCHEDULE: dict = {
 # bench, where a batch of 2,000 lines touches nearly every cost centre, 4,000 sustained about
 # 14% more records per second than 2,000, and 6,000 or 8,000 no more than 4,000.
 CHARGING_BATCH_SIZE = int(os.environ.get("CHARGING_BATCH_SIZE", "4000"))
+# A charging task that meets a database outage tries again with a backoff doubling up to
+# CHARGING_TASK_RETRY_MAX_SECONDS, this many times: the default rides out about ten minutes.
+CHARGING_TASK_RETRIES = int(os.environ.get("CHARGING_TASK_RETRIES", "12"))
+CHARGING_TASK_RETRY_MAX_SECONDS = int(os.environ.get("CHARGING_TASK_RETRY_MAX_SECONDS", "60"))
+# Records stored this long ago and still uncharged (their task was lost) are queued again by
+# the sweep (beat's requeue_uncharged_usage, or manage.py usage_requeue).
+CHARGING_REQUEUE_AFTER_SECONDS = int(os.environ.get("CHARGING_REQUEUE_AFTER_SECONDS", "600"))
 # How long an online grant is held before a silent session's units are released.
 CHARGING_GRANT_VALIDITY_SECONDS = int(os.environ.get("CHARGING_GRANT_VALIDITY_SECONDS", "300"))
 # Online sessions granted out of slices held in Redis, with a log applied to the database

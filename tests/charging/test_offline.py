@@ -6,13 +6,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import ProtectedError
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from charging.ledger import ledger_mismatches
 from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent, UsageQueueBacklog
-from charging.offline import REQUEUE_AFTER, usage_batch_ingest, usage_events_requeue
+from charging.offline import requeue_after, usage_batch_ingest, usage_events_requeue
 from charging.services import usage_event_replay
-from charging.tasks import queue_usage_backlog
-from portal.celery import app as celery_app
+from charging.tasks import charge_usage_batch, queue_usage_backlog
 from tests.concurrency import run_together
 from tests.factories import MB, LineFactory, data_bucket
 from tests.services import require_postgres
@@ -285,7 +285,7 @@ def test_records_whose_charging_task_was_lost_are_queued_again_and_charged_once(
         assert usage_events_requeue() == 0  # just stored: their task may well be on its way
     assert UsageChargeSweep.objects.get().below_id <= stored[0]  # the mark never passes a recent record
 
-    later = timezone.now() + REQUEUE_AFTER
+    later = timezone.now() + requeue_after()
     with django_capture_on_commit_callbacks(execute=True):
         assert usage_events_requeue(now=later, chunk=2) == 3  # two records a transaction
     assert UsageChargeSweep.objects.get().below_id == stored[0]  # they were waiting: the mark stays below
@@ -336,20 +336,16 @@ def test_the_same_records_posted_twice_at_once_in_reverse_order_are_stored_once_
 
 
 @pytest.fixture
-def broker_away():
-    """The Celery broker is a port nothing listens on, as while Redis is down; calling what
-    it yields brings the broker back (tasks run in the test's process again)."""
-    conf = celery_app.conf
-    saved = (conf.broker_url, conf.task_always_eager, conf.task_publish_retry)
+def broker_away(monkeypatch):
+    """Publishing a charging task fails as it does while Redis is down; calling what it yields
+    brings the broker back."""
+    refused = KombuOperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    def back() -> None:
-        conf.broker_url, conf.task_always_eager, conf.task_publish_retry = saved
-        celery_app.close()
+    def publish_refused(*args, **kwargs):
+        raise refused
 
-    conf.broker_url, conf.task_always_eager, conf.task_publish_retry = "redis://127.0.0.1:9/0", False, False
-    celery_app.close()  # the connection pool was made for the broker before
-    yield back
-    back()
+    monkeypatch.setattr(charge_usage_batch, "delay", publish_refused)
+    return monkeypatch.undo
 
 
 def test_a_bulk_post_while_the_broker_is_away_answers_what_it_stored_and_charges_once_it_is_back(
@@ -370,3 +366,20 @@ def test_a_bulk_post_while_the_broker_is_away_answers_what_it_stored_and_charges
     assert UsageEvent.objects.filter(status=UsageEvent.Status.CHARGED).count() == 3
     assert Bucket.objects.get(line=line).remaining == 43 * MB
     assert ledger_mismatches() == []
+
+
+def test_an_operator_queues_lost_records_at_once_with_usage_requeue(line, settings, django_capture_on_commit_callbacks):
+    settings.CHARGING_REQUEUE_AFTER_SECONDS = 3600  # beat's sweep would wait an hour
+    with django_capture_on_commit_callbacks() as lost:  # queued, and never run
+        result = usage_batch_ingest(payloads=[good(f"lost-{n}", MB) for n in range(2)], source="mediation")
+    assert len(lost) == 1
+    assert usage_events_requeue() == 0
+
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("usage_requeue", "--older-than", "0", stdout=out)
+
+    assert out.getvalue().strip() == "usage-requeue backlog=0 swept=2"
+    charged = UsageEvent.objects.filter(pk__in=[o.event_id for o in result.outcomes], status="charged")
+    assert charged.count() == 2
+    assert Bucket.objects.get(line=line).remaining == 48 * MB
