@@ -15,7 +15,7 @@ from charging.locks import lock_for
 from charging.models import ChargingRequest, LedgerEntry, Tariff
 from charging.quota import events as quota_events
 from charging.quota import quota_store_enabled
-from charging.quota.log import log_apply
+from charging.quota.log import log_apply_now
 from charging.requests import (
     NETWORK,
     ChargingError,
@@ -112,7 +112,7 @@ def event_refund(
     charged_key = event_key(source, event_id)
     key = f"refund:{charged_key}"
     if quota_store_enabled():
-        log_apply()  # an event charged in the quota store reaches the database with its log
+        log_apply_now()  # an event charged in the quota store reaches the database with its log
     return answer_once(key, lambda: _event_refund(key, charged_key, event_id, reason, actor, at))
 
 

@@ -212,6 +212,9 @@ CHARGING_QUOTA_SHARE = float(os.environ.get("CHARGING_QUOTA_SHARE", "0.25"))
 CHARGING_QUOTA_PREFIX = os.environ.get("CHARGING_QUOTA_PREFIX", "quota")
 # How long the store keeps answers (for repeats) and ended sessions (for late reports).
 CHARGING_QUOTA_KEEP_SECONDS = int(os.environ.get("CHARGING_QUOTA_KEEP_SECONDS", "900"))
+# The store's log is applied once Redis has it on disk (its append-only file); a Redis that
+# keeps none is refused, unless it is a throw-away one (tests, benchmarks) said so here.
+CHARGING_QUOTA_VOLATILE_REDIS = env_bool("CHARGING_QUOTA_VOLATILE_REDIS", False)
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -189,6 +189,7 @@ def _charging_workers(count: int) -> Iterator[list]:
     env = {
         "CHARGING_QUOTA_STORE": "1" if quota_store_enabled() else "0",
         "CHARGING_QUOTA_PREFIX": settings.CHARGING_QUOTA_PREFIX,
+        "CHARGING_QUOTA_VOLATILE_REDIS": "1" if settings.CHARGING_QUOTA_VOLATILE_REDIS else "0",
     }
     try:
         with ExitStack() as stack:

@@ -226,3 +226,17 @@ class UsageQueueBacklog(models.Model):
 
     def __str__(self) -> str:
         return f"{len(self.event_ids)} records waiting since {self.created_at:%H:%M:%S}"
+
+
+class QuotaLogSetAside(models.Model):
+    """A quota-store log entry the database could not apply (it no longer agrees with the
+    store, as after Redis lost writes in a crash): kept with the error, so the log goes on
+    (``manage.py quota_store recover`` and the README's runbook)."""
+
+    entry_id = models.CharField(max_length=40, unique=True)
+    entry = models.JSONField()
+    error = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"log entry {self.entry_id}: {self.error[:60]}"
