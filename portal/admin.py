@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 
 from charging.models import Bucket, MoneyBalance
 from charging.services import money_adjust
-from portal.models import BillingAccount, ContactPreferences, Customer, Line, Notification
+from portal.models import AuditEntry, BillingAccount, ContactPreferences, Customer, Line, Notification
 
 
 class ContactPreferencesInline(admin.StackedInline):
@@ -124,6 +124,27 @@ class NotificationAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["customer"]
     readonly_fields = [f.name for f in Notification._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """The audit trail: written by the services that change what a customer can use, never here."""
+
+    list_display = ["created_at", "actor", "action", "target_label", "reason"]
+    list_filter = ["action"]
+    search_fields = ["target_label", "action"]
+    date_hierarchy = "created_at"
+    list_select_related = ["actor"]
+    readonly_fields = [f.name for f in AuditEntry._meta.fields]
 
     def has_add_permission(self, request):
         return False
