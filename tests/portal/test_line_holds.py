@@ -1,0 +1,222 @@
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from portal.models import AuditEntry, LineHold
+from portal.services import HoldError, line_hold_lift, line_hold_place
+from tests.concurrency import run_together
+from tests.factories import LineFactory, UserFactory
+from tests.services import require_postgres
+
+pytestmark = pytest.mark.django_db
+
+Cause = LineHold.Cause
+
+
+def standing(line) -> list[str]:
+    return sorted(LineHold.objects.standing().filter(line=line).values_list("cause", flat=True))
+
+
+def audit_rows(line) -> list[tuple]:
+    return list(
+        AuditEntry.objects.filter(target_id=str(line.pk))
+        .order_by("pk")
+        .values_list("actor", "action", "before", "after", "reason")
+    )
+
+
+def test_a_hold_stops_the_line_until_its_own_cause_lifts_it():
+    agent = UserFactory(is_staff=True)
+    line = LineFactory()
+
+    hold = line_hold_place(line=line, cause=Cause.AGENT_BAR, reason="Fraud check", actor=agent)
+    assert line.standing_hold_causes() == ["agent_bar"]
+    assert (hold.placed_by, hold.reason, hold.is_standing) == (agent, "Fraud check", True)
+
+    lifted = line_hold_lift(line=line, cause=Cause.AGENT_BAR, reason="Checked: the customer's own calls", actor=agent)
+    assert line.standing_hold_causes() == []
+    assert (lifted.pk, lifted.lifted_by, lifted.lifted_reason) == (hold.pk, agent, "Checked: the customer's own calls")
+    assert audit_rows(line) == [
+        (agent.pk, "line_hold.place", {"holds": []}, {"holds": ["agent_bar"]}, "Fraud check"),
+        (agent.pk, "line_hold.lift", {"holds": ["agent_bar"]}, {"holds": []}, "Checked: the customer's own calls"),
+    ]
+
+
+def test_a_customer_resuming_after_a_lost_sim_leaves_the_non_payment_hold_standing():
+    customer = UserFactory()
+    line = LineFactory(billing_account__customer__user=customer)
+    line_hold_place(line=line, cause=Cause.LOST_OR_STOLEN, reason="Phone lost on the train", actor=customer)
+    line_hold_place(line=line, cause=Cause.NON_PAYMENT, reason="Invoice 2026-02 unpaid", actor=None)
+
+    line_hold_lift(line=line, cause=Cause.LOST_OR_STOLEN, reason="Found it", actor=customer)
+
+    assert standing(line) == ["non_payment"]
+    assert audit_rows(line)[-1] == (
+        customer.pk,
+        "line_hold.lift",
+        {"holds": ["lost_or_stolen", "non_payment"]},
+        {"holds": ["non_payment"]},
+        "Found it",
+    )
+
+
+def test_lifting_a_cause_that_does_not_stand_is_refused_and_changes_nothing():
+    agent = UserFactory(is_staff=True)
+    line = LineFactory()
+    line_hold_place(line=line, cause=Cause.NON_PAYMENT, reason="Unpaid", actor=None)
+    audited = audit_rows(line)
+
+    with pytest.raises(HoldError, match=f"line {line.msisdn} has no lost or stolen hold to lift"):
+        line_hold_lift(line=line, cause=Cause.LOST_OR_STOLEN, reason="Found it", actor=agent)
+
+    assert standing(line) == ["non_payment"]
+    assert LineHold.objects.filter(lifted_at__isnull=False).count() == 0
+    assert audit_rows(line) == audited
+
+
+def test_a_terminated_line_can_never_be_lifted():
+    agent = UserFactory(is_staff=True)
+    line = LineFactory()
+    line_hold_place(line=line, cause=Cause.TERMINATED, reason="Contract ended", actor=None)
+    audited = audit_rows(line)
+
+    with pytest.raises(HoldError, match="a terminated line stays terminated"):
+        line_hold_lift(line=line, cause=Cause.TERMINATED, reason="Customer came back", actor=agent)
+
+    assert standing(line) == ["terminated"]
+    assert line.holds_display() == "Terminated"
+    assert audit_rows(line) == audited
+
+
+@pytest.mark.parametrize(
+    ("cause", "reason", "message"),
+    [
+        ("agent_bar", "", "a hold needs a reason"),
+        ("agent_bar", "   ", "a hold needs a reason"),
+        ("holiday", "Away", "unknown cause 'holiday'"),
+        ("non_payment", "Unpaid again", "is held for non-payment already"),
+    ],
+    ids=["no reason", "blank reason", "unknown cause", "twice"],
+)
+def test_a_hold_without_a_reason_of_an_unknown_cause_or_twice_is_refused_and_changes_nothing(cause, reason, message):
+    line = LineFactory()
+    first = line_hold_place(line=line, cause=Cause.NON_PAYMENT, reason="Unpaid", actor=None)
+    audited = audit_rows(line)
+
+    with pytest.raises(HoldError, match=message):
+        line_hold_place(line=line, cause=cause, reason=reason, actor=None)
+
+    assert list(LineHold.objects.values_list("pk", flat=True)) == [first.pk]
+    assert audit_rows(line) == audited
+
+
+def test_a_lift_without_a_reason_is_refused_and_changes_nothing():
+    line = LineFactory()
+    line_hold_place(line=line, cause=Cause.AGENT_BAR, reason="Fraud check", actor=None)
+
+    with pytest.raises(HoldError, match="a hold needs a reason"):
+        line_hold_lift(line=line, cause=Cause.AGENT_BAR, reason=" ", actor=None)
+
+    assert standing(line) == ["agent_bar"]
+    assert len(audit_rows(line)) == 1
+
+
+def test_a_hold_lifted_may_be_placed_again_and_the_line_keeps_its_history():
+    line = LineFactory()
+    line_hold_place(line=line, cause=Cause.COMPANY_BAR, reason="Left the company", actor=None)
+    line_hold_lift(line=line, cause=Cause.COMPANY_BAR, reason="Came back", actor=None)
+
+    line_hold_place(line=line, cause=Cause.COMPANY_BAR, reason="Left again", actor=None)
+
+    assert list(line.holds.order_by("pk").values_list("reason", "lifted_reason")) == [
+        ("Left the company", "Came back"),
+        ("Left again", ""),
+    ]
+    assert standing(line) == ["company_bar"]
+
+
+def test_placing_and_lifting_a_hold_move_the_quota_stores_profiles_after_commit(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.CHARGING_QUOTA_STORE, settings.REDIS_URL = True, "redis://quota-store.invalid:6379/0"
+    line = LineFactory()
+
+    with django_capture_on_commit_callbacks() as placed:
+        line_hold_place(line=line, cause=Cause.LOST_OR_STOLEN, reason="Stolen", actor=None)
+    with django_capture_on_commit_callbacks() as lifted:
+        line_hold_lift(line=line, cause=Cause.LOST_OR_STOLEN, reason="Recovered", actor=None)
+
+    assert (len(placed), len(lifted)) == (1, 1)  # the epoch moves only once the hold is committed
+
+
+def test_a_line_read_with_its_holds_answers_without_another_query(django_assert_num_queries):
+    held, free = LineFactory(), LineFactory()
+    line_hold_place(line=held, cause=Cause.NON_PAYMENT, reason="Unpaid", actor=None)
+    line_hold_place(line=held, cause=Cause.LOST_OR_STOLEN, reason="Lost", actor=None)
+
+    with django_assert_num_queries(2):
+        lines = list(type(held).objects.filter(pk__in=[held.pk, free.pk]).with_standing_holds().order_by("pk"))
+        states = [line.holds_display() for line in lines]
+    with django_assert_num_queries(1):
+        unheld = type(held).objects.with_held().get(pk=free.pk)
+        assert unheld.standing_hold_causes() == []
+
+    assert states == ["On hold: lost or stolen, non-payment", "Active"]
+    assert list(type(held).objects.active().filter(pk__in=[held.pk, free.pk])) == [free]
+
+
+def test_the_non_payment_allowance_lets_only_its_services_through_and_only_that_cause(settings):
+    settings.ACCOUNTS_NON_PAYMENT_ALLOWED_SERVICES = frozenset({"voice"})
+
+    assert LineHold.causes_barring(["non_payment"], service="voice") == []
+    assert LineHold.causes_barring(["non_payment"], service="data") == ["non_payment"]
+    assert LineHold.causes_barring(["lost_or_stolen", "non_payment"], service="voice") == ["lost_or_stolen"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_holds_placed_and_lifted_at_once_on_one_line_leave_one_per_cause_and_an_exact_trail():
+    require_postgres()
+    line = LineFactory()
+    line_hold_place(line=line, cause=Cause.AGENT_BAR, reason="Fraud check", actor=None)
+    calls = [lambda: line_hold_place(line=line, cause=Cause.NON_PAYMENT, reason="Unpaid", actor=None)] * 4
+    calls += [lambda: line_hold_place(line=line, cause=Cause.LOST_OR_STOLEN, reason="Lost", actor=None)] * 4
+    calls += [lambda: line_hold_lift(line=line, cause=Cause.AGENT_BAR, reason="Checked", actor=None)] * 4
+
+    results = run_together(calls)
+
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 9
+    assert all(isinstance(r, HoldError) for r in refused), refused
+    assert standing(line) == ["lost_or_stolen", "non_payment"]
+    trail = [(before["holds"], after["holds"]) for _, _, before, after, _ in audit_rows(line)]
+    assert len(trail) == 4
+    for (_, earlier_after), (later_before, _) in zip(trail, trail[1:], strict=False):
+        assert later_before == earlier_after  # each change starts from the one before it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_turns_each_status_into_its_hold():
+    executor = MigrationExecutor(connection)
+    before, holds = [("portal", "0003_audit_entries")], [("portal", "0004_line_holds")]
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    customer = old.get_model("portal", "Customer").objects.create(name="Old customer")
+    account = old.get_model("portal", "BillingAccount").objects.create(customer=customer, number="BA-OLD")
+    old_lines = old.get_model("portal", "Line").objects
+    lines = {
+        status: old_lines.create(billing_account=account, msisdn=f"3169{n}", status=status)
+        for n, status in enumerate(["active", "suspended", "terminated"])
+    }
+    try:
+        executor = MigrationExecutor(connection)
+        executor.migrate(holds)
+        new = executor.loader.project_state(holds).apps
+        migrated = new.get_model("portal", "LineHold").objects.filter(lifted_at__isnull=True)
+        assert sorted(migrated.values_list("line_id", "cause", "placed_by")) == [
+            (lines["suspended"].pk, "agent_bar", None),
+            (lines["terminated"].pk, "terminated", None),
+        ]
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
