@@ -25,8 +25,16 @@ class BillingAccountInline(admin.TabularInline):
 class LineInline(admin.TabularInline):
     model = Line
     extra = 0
-    fields = ["msisdn", "device_label", "status"]
+    fields = ["msisdn", "device_label", "state"]
+    readonly_fields = ["state"]
     show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_standing_holds()
+
+    @admin.display(description="State")
+    def state(self, line: Line) -> str:
+        return line.holds_display() if line.pk else ""
 
 
 class MoneyBalanceInline(admin.StackedInline):
@@ -106,12 +114,18 @@ class BillingAccountAdmin(admin.ModelAdmin):
 
 @admin.register(Line)
 class LineAdmin(admin.ModelAdmin):
-    list_display = ["msisdn", "device_label", "status", "billing_account"]
-    list_filter = ["status"]
+    list_display = ["msisdn", "device_label", "state", "billing_account"]
     search_fields = ["msisdn", "device_label", "billing_account__customer__name", "billing_account__customer__email"]
     inlines = [BucketInline]
     list_select_related = ["billing_account"]
     raw_id_fields = ["billing_account"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_standing_holds()
+
+    @admin.display(description="State")
+    def state(self, line: Line) -> str:
+        return line.holds_display()
 
 
 @admin.register(Notification)

@@ -114,15 +114,9 @@ class Line(models.Model):
     """A subscription line: a SIM or device, known to the network by its MSISDN. What stops it
     being used is the set of holds standing on it (``LineHold``)."""
 
-    class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        SUSPENDED = "suspended", "Suspended"
-        TERMINATED = "terminated", "Terminated"
-
     billing_account = models.ForeignKey(BillingAccount, on_delete=models.PROTECT, related_name="lines")
     msisdn = models.CharField("MSISDN", max_length=20, unique=True)
     device_label = models.CharField(max_length=100, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = LineQuerySet.as_manager()
@@ -135,7 +129,8 @@ class Line(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status == self.Status.ACTIVE
+        """No hold stands on the line."""
+        return not self.standing_hold_causes()
 
     def standing_hold_causes(self) -> list[str]:
         """The causes of the holds standing on the line, in a fixed order. No query when the
@@ -153,7 +148,7 @@ class Line(models.Model):
             return "Active"
         if LineHold.Cause.TERMINATED in causes:
             return "Terminated"
-        return "On hold: " + ", ".join(LineHold.Cause(cause).label.lower() for cause in causes)
+        return f"On hold: {LineHold.causes_display(causes)}"
 
 
 class LineHoldQuerySet(models.QuerySet):
@@ -214,6 +209,11 @@ class LineHold(models.Model):
     @property
     def is_standing(self) -> bool:
         return self.lifted_at is None
+
+    @classmethod
+    def causes_display(cls, causes: Iterable[str]) -> str:
+        """e.g. ``lost or stolen, non-payment``."""
+        return ", ".join(cls.Cause(cause).label.lower() for cause in causes)
 
     @classmethod
     def causes_barring(cls, causes: Iterable[str], *, service: str) -> list[str]:

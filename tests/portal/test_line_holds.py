@@ -1,11 +1,25 @@
+"""Holds on a line: the rules of placing and lifting them, and the charging engine honouring
+them on every path (online in the database and in the quota store, offline records)."""
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
+from charging.events import event_charge
+from charging.models import Bucket, ChargingRequest, ChargingSession, UsageEvent
+from charging.offline import usage_batch_ingest
+from charging.online import session_start, session_terminate, session_update
+from charging.quota.profiles import Mode, line_profile, profiles_warm
+from charging.requests import ChargingError
+from charging.selectors import ledger_mismatches
+from charging.services import bucket_grant, usage_event_ingest
+from charging.units import Unit
 from portal.models import AuditEntry, LineHold
 from portal.services import HoldError, line_hold_lift, line_hold_place
+from tests.charging.quota import quota_store, settle_store  # noqa: F401 - the fixture
 from tests.concurrency import run_together
-from tests.factories import LineFactory, UserFactory
+from tests.factories import MB, LineFactory, UserFactory, data_bucket
 from tests.services import require_postgres
 
 pytestmark = pytest.mark.django_db
@@ -30,11 +44,11 @@ def test_a_hold_stops_the_line_until_its_own_cause_lifts_it():
     line = LineFactory()
 
     hold = line_hold_place(line=line, cause=Cause.AGENT_BAR, reason="Fraud check", actor=agent)
-    assert line.standing_hold_causes() == ["agent_bar"]
+    assert (line.is_active, line.standing_hold_causes()) == (False, ["agent_bar"])
     assert (hold.placed_by, hold.reason, hold.is_standing) == (agent, "Fraud check", True)
 
     lifted = line_hold_lift(line=line, cause=Cause.AGENT_BAR, reason="Checked: the customer's own calls", actor=agent)
-    assert line.standing_hold_causes() == []
+    assert (line.is_active, line.standing_hold_causes()) == (True, [])
     assert (lifted.pk, lifted.lifted_by, lifted.lifted_reason) == (hold.pk, agent, "Checked: the customer's own calls")
     assert audit_rows(line) == [
         (agent.pk, "line_hold.place", {"holds": []}, {"holds": ["agent_bar"]}, "Fraud check"),
@@ -51,6 +65,7 @@ def test_a_customer_resuming_after_a_lost_sim_leaves_the_non_payment_hold_standi
     line_hold_lift(line=line, cause=Cause.LOST_OR_STOLEN, reason="Found it", actor=customer)
 
     assert standing(line) == ["non_payment"]
+    assert not line.is_active
     assert audit_rows(line)[-1] == (
         customer.pk,
         "line_hold.lift",
@@ -84,7 +99,7 @@ def test_a_terminated_line_can_never_be_lifted():
         line_hold_lift(line=line, cause=Cause.TERMINATED, reason="Customer came back", actor=agent)
 
     assert standing(line) == ["terminated"]
-    assert line.holds_display() == "Terminated"
+    assert (line.is_active, line.holds_display()) == (False, "Terminated")
     assert audit_rows(line) == audited
 
 
@@ -220,3 +235,156 @@ def test_the_migration_turns_each_status_into_its_hold():
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+# --- The charging engine --------------------------------------------------------------------------
+
+
+def start(line, session_id="s-1", units=10 * MB, service="data"):
+    return session_start(session_id=session_id, msisdn=line.msisdn, service=service, requested_units=units)
+
+
+def record(line, external_id="cdr-1", quantity=2 * MB, service="data"):
+    return {"external_id": external_id, "msisdn": line.msisdn, "service": service, "quantity": quantity}
+
+
+def counters(bucket: Bucket) -> tuple[int, int]:
+    bucket.refresh_from_db()
+    return bucket.remaining, bucket.reserved
+
+
+def test_a_held_line_is_refused_online_with_its_causes_and_nothing_is_reserved():
+    line = LineFactory(msisdn="31600000009")
+    bucket = data_bucket(line, 100 * MB)
+    line_hold_place(line=line, cause=Cause.LOST_OR_STOLEN, reason="Stolen", actor=None)
+    line_hold_place(line=line, cause=Cause.NON_PAYMENT, reason="Unpaid", actor=None)
+
+    with pytest.raises(ChargingError) as session:
+        start(line)
+    with pytest.raises(ChargingError) as event:
+        event_charge(event_id="ev-1", msisdn=line.msisdn, service="data", units=1 * MB)
+
+    for refused in (session.value, event.value):
+        assert (refused.code, refused.field, refused.message) == (
+            "line_inactive",
+            "msisdn",
+            "Line 31600000009 is held: lost or stolen, non-payment.",
+        )
+    assert counters(bucket) == (100 * MB, 0)
+    assert not ChargingSession.objects.exists()
+    assert not ChargingRequest.objects.exists()
+
+
+def test_a_held_lines_records_are_stored_rejected_with_the_reason_alone_or_in_a_batch(
+    django_capture_on_commit_callbacks,
+):
+    line, other = LineFactory(msisdn="31600000010"), LineFactory(msisdn="31600000011")
+    bucket, others = data_bucket(line, 100 * MB), data_bucket(other, 100 * MB)
+    line_hold_place(line=line, cause=Cause.COMPANY_BAR, reason="Left the company", actor=None)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alone, _ = usage_event_ingest(payload=record(line, "cdr-alone"))
+        result = usage_batch_ingest(payloads=[record(line, "cdr-1"), record(other, "cdr-2")], source="mediation")
+
+    reason = "msisdn: Line 31600000010 is held: company bar."
+    assert (alone.status, alone.reason) == ("rejected", reason)
+    assert [(o.external_id, o.status) for o in result.outcomes] == [("cdr-1", "rejected"), ("cdr-2", "accepted")]
+    assert UsageEvent.objects.get(external_id="cdr-1").reason == reason
+    assert (counters(bucket), counters(others)) == ((100 * MB, 0), (98 * MB, 0))
+    assert ledger_mismatches() == []
+
+
+def test_a_hold_placed_during_a_session_grants_nothing_more_but_what_was_used_is_charged():
+    line = LineFactory()
+    bucket = data_bucket(line, 100 * MB)
+    assert start(line)["granted_units"] == 10 * MB
+
+    line_hold_place(line=line, cause=Cause.LOST_OR_STOLEN, reason="Stolen", actor=None)
+    updated = session_update(session_id="s-1", request_number=1, used_units=4 * MB, requested_units=10 * MB)
+    ended = session_terminate(session_id="s-1", request_number=2, used_units=0)
+
+    assert (updated["used_units"], updated["granted_units"], updated["final_unit_action"]) == (4 * MB, 0, "terminate")
+    assert (ended["status"], ended["granted_units"]) == ("terminated", 0)
+    assert counters(bucket) == (96 * MB, 0)
+    assert ledger_mismatches() == []
+
+
+def test_a_non_payment_hold_lets_only_the_allowed_services_through(settings, django_capture_on_commit_callbacks):
+    settings.ACCOUNTS_NON_PAYMENT_ALLOWED_SERVICES = frozenset({"sms"})
+    line = LineFactory(msisdn="31600000012")
+    data = data_bucket(line, 100 * MB)
+    texts = bucket_grant(line=line, name="SMS", unit=Unit.MESSAGES, quantity=10)
+    line_hold_place(line=line, cause=Cause.NON_PAYMENT, reason="Unpaid", actor=None)
+
+    sent = event_charge(event_id="sms-1", msisdn=line.msisdn, service="sms")
+    with pytest.raises(ChargingError, match="Line 31600000012 is held: non-payment."):
+        start(line)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = usage_batch_ingest(
+            payloads=[record(line, "cdr-sms", 1, service="sms"), record(line, "cdr-data")], source="mediation"
+        )
+
+    assert sent["units_from_allowances"] == 1
+    assert [o.status for o in result.outcomes] == ["accepted", "rejected"]
+    assert (counters(texts), counters(data)) == ((8, 0), (100 * MB, 0))
+
+    line_hold_place(line=line, cause=Cause.LOST_OR_STOLEN, reason="Lost", actor=None)
+    with pytest.raises(ChargingError, match="is held: lost or stolen."):
+        event_charge(event_id="sms-2", msisdn=line.msisdn, service="sms")
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("quota_store")
+def test_a_hold_placed_after_the_store_cached_a_profile_refuses_the_next_start_there():
+    line = LineFactory(msisdn="31600000013")
+    bucket = data_bucket(line, 100 * MB)
+    assert start(line, session_id="before")["granted_units"] == 10 * MB  # the store keeps the profile
+    session_terminate(session_id="before", request_number=1, used_units=1 * MB)
+
+    line_hold_place(line=line, cause=Cause.LOST_OR_STOLEN, reason="Stolen", actor=None)
+    with pytest.raises(ChargingError) as refused:
+        start(line, session_id="after")
+    assert (refused.value.code, refused.value.message) == ("line_inactive", "Line 31600000013 is held: lost or stolen.")
+    assert line_profile(msisdn=line.msisdn, service="data", at=timezone.now()).mode == Mode.INACTIVE
+
+    line_hold_lift(line=line, cause=Cause.LOST_OR_STOLEN, reason="Recovered", actor=None)
+    assert start(line, session_id="again")["granted_units"] == 10 * MB
+    session_terminate(session_id="again", request_number=1, used_units=2 * MB)
+    settle_store()
+    assert list(ChargingSession.objects.order_by("session_id").values_list("session_id", "used_units")) == [
+        ("again", 2 * MB),
+        ("before", 1 * MB),
+    ]
+    assert counters(bucket) == (97 * MB, 0)
+    assert ledger_mismatches() == []
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("quota_store")
+def test_a_hold_placed_during_a_session_in_the_store_grants_nothing_more():
+    line = LineFactory()
+    bucket = data_bucket(line, 100 * MB)
+    assert start(line)["granted_units"] == 10 * MB
+
+    line_hold_place(line=line, cause=Cause.AGENT_BAR, reason="Fraud check", actor=None)
+    updated = session_update(session_id="s-1", request_number=1, used_units=4 * MB, requested_units=10 * MB)
+    session_terminate(session_id="s-1", request_number=2, used_units=0)
+
+    assert (updated["used_units"], updated["granted_units"], updated["final_unit_action"]) == (4 * MB, 0, "terminate")
+    settle_store()
+    assert counters(bucket) == (96 * MB, 0)
+    assert ledger_mismatches() == []
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("quota_store")
+def test_warming_the_store_leaves_held_lines_out():
+    held, free = LineFactory(), LineFactory()
+    data_bucket(held, 100 * MB)
+    data_bucket(free, 100 * MB)
+    line_hold_place(line=held, cause=Cause.TERMINATED, reason="Contract ended", actor=None)
+
+    assert profiles_warm(lines=[held, free], service="data") == 1
