@@ -6,7 +6,8 @@ from django.template.response import TemplateResponse
 
 from charging.models import Bucket, MoneyBalance
 from charging.services import money_adjust
-from portal.models import AuditEntry, BillingAccount, ContactPreferences, Customer, Line, Notification
+from portal.models import AuditEntry, BillingAccount, ContactPreferences, Customer, Line, LineHold, Notification
+from portal.services import HoldError, line_hold_lift, line_hold_place
 
 
 class ContactPreferencesInline(admin.StackedInline):
@@ -35,6 +36,22 @@ class LineInline(admin.TabularInline):
     @admin.display(description="State")
     def state(self, line: Line) -> str:
         return line.holds_display() if line.pk else ""
+
+
+class LineHoldInline(admin.TabularInline):
+    """A line's holds, standing and lifted: placed and lifted by the actions, which audit them."""
+
+    model = LineHold
+    extra = 0
+    can_delete = False
+    fields = ["cause", "reason", "placed_by", "placed_at", "lifted_by", "lifted_at", "lifted_reason"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("placed_by", "lifted_by")
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 class MoneyBalanceInline(admin.StackedInline):
@@ -112,13 +129,75 @@ class BillingAccountAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/portal/money_adjust.html", context)
 
 
+class StandingHoldFilter(admin.SimpleListFilter):
+    title = "standing hold"
+    parameter_name = "hold"
+
+    def lookups(self, request, model_admin):
+        return [("none", "None"), *LineHold.Cause.choices]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.active()
+        if self.value() in LineHold.Cause.values:
+            return queryset.filter(pk__in=LineHold.objects.standing().filter(cause=self.value()).values("line_id"))
+        return queryset
+
+
+class LineHoldPlaceForm(forms.Form):
+    cause = forms.ChoiceField(choices=LineHold.Cause.choices)
+    reason = forms.CharField(max_length=200, help_text="Recorded with the hold and your name.")
+
+
+class LineHoldLiftForm(forms.Form):
+    cause = forms.ChoiceField(
+        choices=[c for c in LineHold.Cause.choices if c[0] != LineHold.Cause.TERMINATED],
+        help_text="Only this cause's hold is lifted; others stay.",
+    )
+    reason = forms.CharField(max_length=200, help_text="Recorded with the hold and your name.")
+
+
 @admin.register(Line)
 class LineAdmin(admin.ModelAdmin):
     list_display = ["msisdn", "device_label", "state", "billing_account"]
+    list_filter = [StandingHoldFilter]
     search_fields = ["msisdn", "device_label", "billing_account__customer__name", "billing_account__customer__email"]
-    inlines = [BucketInline]
+    inlines = [LineHoldInline, BucketInline]
     list_select_related = ["billing_account"]
     raw_id_fields = ["billing_account"]
+    actions = ["place_hold", "lift_hold"]
+
+    @admin.action(description="Place a hold, with a reason", permissions=["change"])
+    def place_hold(self, request, queryset):
+        return self._holds_change(request, queryset, LineHoldPlaceForm, line_hold_place, "place_hold", "Place a hold")
+
+    @admin.action(description="Lift a hold, with a reason", permissions=["change"])
+    def lift_hold(self, request, queryset):
+        return self._holds_change(request, queryset, LineHoldLiftForm, line_hold_lift, "lift_hold", "Lift a hold")
+
+    def _holds_change(self, request, queryset, form_class, change, action: str, title: str):
+        form = form_class(request.POST if "confirm" in request.POST else None)
+        if form.is_valid():
+            changed = 0
+            for line in queryset:
+                try:
+                    change(line=line, actor=request.user, **form.cleaned_data)
+                except HoldError as exc:
+                    self.message_user(request, f"Not done: {exc}.", messages.ERROR)
+                else:
+                    changed += 1
+            if changed:
+                self.message_user(request, f"{title}: done on {changed} line(s).", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "queryset": queryset,
+            "action": action,
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/portal/line_hold.html", context)
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_standing_holds()

@@ -237,6 +237,93 @@ def test_the_migration_turns_each_status_into_its_hold():
         executor.migrate(executor.loader.graph.leaf_nodes())
 
 
+# --- The call-centre workspace -------------------------------------------------------------------
+
+CHANGELIST = "/admin/portal/line/"
+
+
+@pytest.fixture
+def agent_client(client):
+    agent = UserFactory(username="agent-ann", is_staff=True, is_superuser=True)
+    client.force_login(agent)
+    return client, agent
+
+
+def hold_action(client, action, lines, cause, reason):
+    selected = [line.pk for line in lines]
+    data = {"action": action, "_selected_action": selected, "cause": cause, "reason": reason, "confirm": "1"}
+    return client.post(CHANGELIST, data, follow=True)
+
+
+def test_an_agent_places_and_lifts_holds_from_the_line_list_and_is_recorded(agent_client):
+    client, agent = agent_client
+    line, other = LineFactory(), LineFactory()
+
+    placed = hold_action(client, "place_hold", [line, other], "lost_or_stolen", "Customer called: phone stolen")
+    lifted = hold_action(client, "lift_hold", [other], "lost_or_stolen", "Wrong line")
+
+    assert "Place a hold: done on 2 line(s)." in placed.content.decode()
+    assert "Lift a hold: done on 1 line(s)." in lifted.content.decode()
+    assert (standing(line), standing(other)) == (["lost_or_stolen"], [])
+    assert list(LineHold.objects.filter(line=line).values_list("placed_by", "reason")) == [
+        (agent.pk, "Customer called: phone stolen")
+    ]
+    assert audit_rows(other) == [
+        (agent.pk, "line_hold.place", {"holds": []}, {"holds": ["lost_or_stolen"]}, "Customer called: phone stolen"),
+        (agent.pk, "line_hold.lift", {"holds": ["lost_or_stolen"]}, {"holds": []}, "Wrong line"),
+    ]
+
+
+def test_an_agent_lifting_a_cause_that_does_not_stand_is_told_and_nothing_changes(agent_client):
+    client, _ = agent_client
+    line = LineFactory(msisdn="31600000020")
+    line_hold_place(line=line, cause=Cause.NON_PAYMENT, reason="Unpaid", actor=None)
+    audited = audit_rows(line)
+
+    response = hold_action(client, "lift_hold", [line], "lost_or_stolen", "Found the phone")
+
+    assert "Not done: line 31600000020 has no lost or stolen hold to lift." in response.content.decode()
+    assert standing(line) == ["non_payment"]
+    assert audit_rows(line) == audited
+
+
+@pytest.mark.parametrize(
+    ("action", "cause", "reason"),
+    [("place_hold", "agent_bar", ""), ("lift_hold", "terminated", "Came back"), ("place_hold", "holiday", "Away")],
+    ids=["no reason", "terminated is not liftable", "unknown cause"],
+)
+def test_a_hold_action_without_a_reason_or_a_valid_cause_is_asked_again_and_changes_nothing(
+    agent_client, action, cause, reason
+):
+    client, _ = agent_client
+    line = LineFactory()
+    line_hold_place(line=line, cause=Cause.TERMINATED, reason="Contract ended", actor=None)
+
+    response = hold_action(client, action, [line], cause, reason)
+
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()
+    assert standing(line) == ["terminated"]
+    assert len(audit_rows(line)) == 1
+
+
+def test_the_line_page_shows_its_holds_read_only_and_the_list_filters_by_standing_hold(agent_client):
+    client, _ = agent_client
+    held = LineFactory(msisdn="31600000021")
+    LineFactory(msisdn="31600000022")
+    line_hold_place(line=held, cause=Cause.COMPANY_BAR, reason="Left the company", actor=None)
+
+    page = client.get(f"{CHANGELIST}{held.pk}/change/").content.decode()
+    barred = client.get(CHANGELIST, {"hold": "company_bar"}).content.decode()
+    unheld = client.get(CHANGELIST, {"hold": "none"}).content.decode()
+
+    assert "Left the company" in page
+    assert 'name="holds-0-reason"' not in page  # shown, not editable
+    assert ("31600000021" in barred, "31600000022" in barred) == (True, False)
+    assert ("31600000021" in unheld, "31600000022" in unheld) == (False, True)
+    assert "On hold: company bar" in barred
+
+
 # --- The charging engine --------------------------------------------------------------------------
 
 
