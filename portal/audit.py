@@ -7,6 +7,7 @@ cannot know who acted or why.
 
 import json
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -14,7 +15,9 @@ from django.db import models
 from portal.models import AuditEntry
 
 
-def audit_record(*, actor, action: str, target: models.Model, before: dict, after: dict, reason: str) -> AuditEntry:
+def audit_record(
+    *, actor: AbstractBaseUser | None, action: str, target: models.Model, before: dict, after: dict, reason: str
+) -> AuditEntry:
     """Writes one audit row. ``actor``: the user who acted, or ``None`` for the system.
     Decimals, datetimes and the like in ``before``/``after`` are kept as their text."""
     if not reason.strip():

@@ -217,11 +217,10 @@ class LineHold(models.Model):
 
     @classmethod
     def causes_barring(cls, causes: Iterable[str], *, service: str) -> list[str]:
-        """The causes among ``causes`` that bar ``service``: all of them, except that a
-        non-payment hold lets through the services in ``ACCOUNTS_NON_PAYMENT_ALLOWED_SERVICES``
-        (none by default). The engine knows a usage's service, not the number called, so the
-        free numbers a non-payment bar may leave open (customer care) can only be opened as a
-        whole service, e.g. voice; a setting of numbers would need a called-number field."""
+        """The causes among ``causes`` that bar ``service``: all, except that a non-payment hold
+        lets the services in ``ACCOUNTS_NON_PAYMENT_ALLOWED_SERVICES`` through (none by default).
+        Usage carries its service but not the number called, so free numbers such as customer
+        care can only be left open as a whole service."""
         allowed = getattr(settings, "ACCOUNTS_NON_PAYMENT_ALLOWED_SERVICES", ())
         return [cause for cause in causes if not (cause == cls.Cause.NON_PAYMENT and service in allowed)]
 

@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
@@ -53,8 +54,11 @@ class HoldError(ValueError):
     """A hold that cannot be placed or lifted; nothing was changed."""
 
 
+HOLD_REASON_MAX_LENGTH = LineHold._meta.get_field("reason").max_length
+
+
 @transaction.atomic
-def line_hold_place(*, line: Line, cause: str, reason: str, actor) -> LineHold:
+def line_hold_place(*, line: Line, cause: str, reason: str, actor: AbstractBaseUser | None) -> LineHold:
     """Holds a line for ``cause``: from the commit on, the charging engine grants nothing on it
     (but see ``LineHold.causes_barring``) until the same cause is lifted. ``actor``: who placed
     it, ``None`` for the system."""
@@ -77,7 +81,7 @@ def line_hold_place(*, line: Line, cause: str, reason: str, actor) -> LineHold:
 
 
 @transaction.atomic
-def line_hold_lift(*, line: Line, cause: str, reason: str, actor) -> LineHold:
+def line_hold_lift(*, line: Line, cause: str, reason: str, actor: AbstractBaseUser | None) -> LineHold:
     """Lifts the hold ``cause`` placed on a line; holds of other causes stay. A terminated line
     is never lifted."""
     _hold_check(cause=cause, reason=reason)
@@ -109,3 +113,5 @@ def _hold_check(*, cause: str, reason: str) -> None:
         raise HoldError(f"unknown cause {cause!r}")
     if not reason.strip():
         raise HoldError("a hold needs a reason")
+    if len(reason) > HOLD_REASON_MAX_LENGTH:
+        raise HoldError(f"a hold's reason has at most {HOLD_REASON_MAX_LENGTH} characters")

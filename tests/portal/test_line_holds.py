@@ -110,8 +110,9 @@ def test_a_terminated_line_can_never_be_lifted():
         ("agent_bar", "   ", "a hold needs a reason"),
         ("holiday", "Away", "unknown cause 'holiday'"),
         ("non_payment", "Unpaid again", "is held for non-payment already"),
+        ("agent_bar", "x" * 201, "a hold's reason has at most 200 characters"),
     ],
-    ids=["no reason", "blank reason", "unknown cause", "twice"],
+    ids=["no reason", "blank reason", "unknown cause", "twice", "reason too long"],
 )
 def test_a_hold_without_a_reason_of_an_unknown_cause_or_twice_is_refused_and_changes_nothing(cause, reason, message):
     line = LineFactory()
