@@ -64,7 +64,7 @@ def event_charge(
 
 def _event_charge(key, event_id, msisdn, service, units, zone, price, at) -> dict:
     at = at or timezone.now()
-    line = active_line(msisdn)
+    line = active_line(msisdn, service=service)
     ctx = charging_context(line=line, service=service, zone=zone, at=at)
     if price is not None:
         # A content purchase is priced by the item sold, not by a tariff, and no allowance covers it.

@@ -36,6 +36,7 @@ from charging.settlement import charge_used, locked_save
 from charging.thresholds import thresholds_check
 from charging.usage_records import BatchLine, usage_record_parse
 from enterprise.models import CostCentre
+from portal.audit import audit_record
 from portal.db.profile_epoch import profiles_forget
 from portal.models import BillingAccount, Line
 from portal.money import money
@@ -173,13 +174,25 @@ def money_post(
     return entry
 
 
+@transaction.atomic
 def money_adjust(*, billing_account: BillingAccount, amount: Decimal, reason: str, actor) -> LedgerEntry:
     """An agent's credit (positive) or debit (negative) of an account's money, with the reason
-    and the agent in the ledger."""
+    and the agent in the ledger and in the audit trail."""
     if not reason.strip():
         raise ValueError("an adjustment needs a reason")
     kind = LedgerEntry.Kind.ADJUSTMENT
-    return money_post(billing_account=billing_account, amount=amount, kind=kind, reason=reason, actor=actor)
+    entry = money_post(billing_account=billing_account, amount=amount, kind=kind, reason=reason, actor=actor)
+    # The balance stays locked by money_post until commit, so the one before is exact.
+    after = MoneyBalance.objects.values_list("amount", flat=True).get(pk=entry.money_balance_id)
+    audit_record(
+        actor=actor,
+        action="money.adjust",
+        target=billing_account,
+        before={"balance": after - entry.amount},
+        after={"balance": after},
+        reason=reason,
+    )
+    return entry
 
 
 def usage_event_ingest(*, payload: dict, source: str = "mediation") -> tuple[UsageEvent, bool]:

@@ -21,5 +21,6 @@ def lines_owned_by(*, user: AbstractBaseUser) -> QuerySet[Line]:
     return (
         Line.objects.filter(billing_account__customer__user=user, billing_account__customer__kind=Customer.Kind.PERSON)
         .select_related("billing_account", "billing_account__customer")
+        .with_standing_holds()
         .order_by("msisdn")
     )

@@ -186,6 +186,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 
+# --- Accounts ----------------------------------------------------------------------------------
+# Services a line held for non-payment alone may still use (comma-separated, e.g. "voice"):
+# the engine knows services, not called numbers, so this is how customer care stays reachable.
+ACCOUNTS_NON_PAYMENT_ALLOWED_SERVICES = frozenset(
+    name.strip() for name in os.environ.get("ACCOUNTS_NON_PAYMENT_ALLOWED_SERVICES", "").split(",") if name.strip()
+)
+
 # --- Charging ----------------------------------------------------------------------------------
 # Offline usage records charged per transaction: larger batches lock and write each shared
 # counter once for more records, at the price of longer transactions (a batch holds its lines'

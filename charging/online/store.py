@@ -57,7 +57,7 @@ def session_start(*, key, source, session_id, msisdn, service, zone, requested_u
     if outcome is PROFILE_NEEDED:
         profile = line_profile(msisdn=msisdn, service=service, at=request.at)
         if profile.mode in (Mode.UNKNOWN, Mode.INACTIVE):
-            active_line(msisdn)  # says why, as the database path would
+            active_line(msisdn, service=service)  # says why, as the database path would
         outcome = None
         if profile.mode == Mode.QUOTA:
             meta.update(line=profile.line_id, nodes=profile.node_ids)

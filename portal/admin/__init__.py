@@ -5,9 +5,11 @@ from django.contrib import admin, messages
 
 from charging.models import Bucket, MoneyBalance
 from charging.services import money_adjust
-from portal.admin.read_only import ReadOnlyAdmin
+from portal.admin.profile_inputs import ProfileInputAdmin
+from portal.admin.read_only import ReadOnlyAdmin, ReadOnlyInline
 from portal.admin.reasons import ReasonForm, with_reason
-from portal.models import BillingAccount, ContactPreferences, Customer, Line, Notification
+from portal.models import AuditEntry, BillingAccount, ContactPreferences, Customer, Line, LineHold, Notification
+from portal.services import HoldError, line_hold_lift, line_hold_place
 
 
 class ContactPreferencesInline(admin.StackedInline):
@@ -26,8 +28,26 @@ class BillingAccountInline(admin.TabularInline):
 class LineInline(admin.TabularInline):
     model = Line
     extra = 0
-    fields = ["msisdn", "device_label", "status"]
+    fields = ["msisdn", "device_label", "state"]
+    readonly_fields = ["state"]
     show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_standing_holds()
+
+    @admin.display(description="State")
+    def state(self, line: Line) -> str:
+        return line.holds_display() if line.pk else ""
+
+
+class LineHoldInline(ReadOnlyInline):
+    """A line's holds, standing and lifted: placed and lifted by the actions, which audit them."""
+
+    model = LineHold
+    fields = ["cause", "reason", "placed_by", "placed_at", "lifted_by", "lifted_at", "lifted_reason"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("placed_by", "lifted_by")
 
 
 class MoneyBalanceInline(admin.StackedInline):
@@ -88,14 +108,70 @@ class BillingAccountAdmin(admin.ModelAdmin):
         self.message_user(request, f"Adjusted {queryset.count()} account(s).", messages.SUCCESS)
 
 
+class StandingHoldFilter(admin.SimpleListFilter):
+    title = "standing hold"
+    parameter_name = "hold"
+
+    def lookups(self, request, model_admin):
+        return [("none", "None"), *LineHold.Cause.choices]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.active()
+        if self.value() in LineHold.Cause.values:
+            return queryset.filter(pk__in=LineHold.objects.standing().filter(cause=self.value()).values("line_id"))
+        return queryset
+
+
+class LineHoldPlaceForm(ReasonForm):
+    cause = forms.ChoiceField(choices=LineHold.Cause.choices)
+    field_order = ["cause", "reason"]
+
+
+class LineHoldLiftForm(ReasonForm):
+    cause = forms.ChoiceField(
+        choices=[c for c in LineHold.Cause.choices if c[0] != LineHold.Cause.TERMINATED],
+        help_text="Only this cause's hold is lifted; others stay.",
+    )
+    field_order = ["cause", "reason"]
+
+
 @admin.register(Line)
-class LineAdmin(admin.ModelAdmin):
-    list_display = ["msisdn", "device_label", "status", "billing_account"]
-    list_filter = ["status"]
+class LineAdmin(ProfileInputAdmin):
+    list_display = ["msisdn", "device_label", "state", "billing_account"]
+    list_filter = [StandingHoldFilter]
     search_fields = ["msisdn", "device_label", "billing_account__customer__name", "billing_account__customer__email"]
-    inlines = [BucketInline]
+    inlines = [LineHoldInline, BucketInline]
     list_select_related = ["billing_account"]
     raw_id_fields = ["billing_account"]
+    actions = ["place_hold", "lift_hold"]
+
+    @with_reason("Place a hold", form_class=LineHoldPlaceForm)
+    def place_hold(self, request, queryset, cause, reason):
+        self._holds_change(request, queryset, line_hold_place, "Place a hold", cause=cause, reason=reason)
+
+    @with_reason("Lift a hold", form_class=LineHoldLiftForm)
+    def lift_hold(self, request, queryset, cause, reason):
+        self._holds_change(request, queryset, line_hold_lift, "Lift a hold", cause=cause, reason=reason)
+
+    def _holds_change(self, request, queryset, change, title: str, **details) -> None:
+        changed = 0
+        for line in queryset:
+            try:
+                change(line=line, actor=request.user, **details)
+            except HoldError as exc:
+                self.message_user(request, f"Not done: {exc}.", messages.ERROR)
+            else:
+                changed += 1
+        if changed:
+            self.message_user(request, f"{title}: done on {changed} line(s).", messages.SUCCESS)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_standing_holds()
+
+    @admin.display(description="State")
+    def state(self, line: Line) -> str:
+        return line.holds_display() if line.pk else ""
 
 
 @admin.register(Notification)
@@ -107,3 +183,14 @@ class NotificationAdmin(ReadOnlyAdmin):
     search_fields = ["customer__name", "customer__email", "subject"]
     date_hierarchy = "created_at"
     list_select_related = ["customer"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """The audit trail: written by the services that change what a customer can use, never here."""
+
+    list_display = ["created_at", "actor", "action", "target_label", "reason"]
+    list_filter = ["action"]
+    search_fields = ["target_label", "action"]
+    date_hierarchy = "created_at"
+    list_select_related = ["actor"]

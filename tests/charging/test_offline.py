@@ -13,6 +13,8 @@ from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent, U
 from charging.offline import requeue_after, usage_batch_ingest, usage_events_requeue
 from charging.services import usage_event_replay
 from charging.tasks import charge_usage_batch, queue_usage_backlog
+from portal.models import LineHold
+from portal.services import line_hold_lift, line_hold_place
 from tests.concurrency import run_together
 from tests.factories import MB, LineFactory, data_bucket
 from tests.services import require_postgres
@@ -235,15 +237,17 @@ def test_import_of_an_unreadable_file_fails(tmp_path):
 
 
 def test_a_rejected_record_from_a_batch_replays_after_the_line_is_reactivated(django_capture_on_commit_callbacks):
-    line = LineFactory(msisdn="31600000002", status="suspended")
+    line = LineFactory(msisdn="31600000002")
+    line_hold_place(line=line, cause=LineHold.Cause.AGENT_BAR, reason="Fraud check", actor=None)
     bucket = data_bucket(line, 5 * MB)
     with django_capture_on_commit_callbacks(execute=True):
         result = usage_batch_ingest(payloads=[good("late-1", 2 * MB, msisdn=line.msisdn)], source="mediation")
     (outcome,) = result.outcomes
-    assert (outcome.status, outcome.errors) == ("rejected", {"msisdn": "Line 31600000002 is suspended."})
+    assert (outcome.status, outcome.errors) == ("rejected", {"msisdn": "Line 31600000002 is held: agent bar."})
+    bucket.refresh_from_db()
+    assert bucket.remaining == 5 * MB
 
-    line.status = "active"
-    line.save()
+    line_hold_lift(line=line, cause=LineHold.Cause.AGENT_BAR, reason="Checked", actor=None)
     with django_capture_on_commit_callbacks(execute=True):
         usage_event_replay(event=UsageEvent.objects.get(pk=outcome.event_id))
 

@@ -4,6 +4,7 @@ import pytest
 
 from charging.ledger import ledger_mismatches
 from charging.models import LedgerEntry, MoneyBalance
+from portal.models import AuditEntry
 from tests.factories import LineFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -42,6 +43,9 @@ def test_an_agent_credits_an_account_and_the_ledger_records_why_and_who(agent_cl
         agent,
     )
     assert MoneyBalance.objects.get(billing_account=account).amount == Decimal("7.5000")
+    assert list(AuditEntry.objects.values_list("actor", "action", "before", "after", "reason")) == [
+        (agent.pk, "money.adjust", {"balance": "0.0000"}, {"balance": "7.5000"}, "Outage goodwill")
+    ]
     assert ledger_mismatches() == []
 
 
@@ -68,3 +72,4 @@ def test_an_adjustment_without_a_reason_or_a_real_amount_is_asked_again_and_chan
     assert response.status_code == 200
     assert "errorlist" in response.content.decode()
     assert not LedgerEntry.objects.filter(billing_account=account).exists()
+    assert not AuditEntry.objects.exists()

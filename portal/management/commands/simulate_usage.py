@@ -17,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, default=0, help="stop after this many records (0: never)")
 
     def handle(self, *args, url, rate, count, **options):
-        lines = Line.objects.filter(status=Line.Status.ACTIVE)
+        lines = Line.objects.active()
         focus = list(lines.filter(billing_account__customer__kind="person").values_list("msisdn", flat=True))
         others = list(lines.filter(billing_account__customer__kind="company").values_list("msisdn", flat=True))
         if not focus and not others:
