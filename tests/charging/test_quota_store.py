@@ -5,6 +5,7 @@ beside it."""
 import multiprocessing
 import os
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -495,24 +496,37 @@ def _until(condition, *, seconds: float = 20) -> None:
         time.sleep(0.01)
 
 
-def test_a_follower_applies_the_log_as_it_grows_at_a_lower_cpu_priority():
-    tree = company_tree(lines=2, pool_units=100 * MB)
-    start(tree.lines[0], session_id="s-1")
-    session_terminate(session_id="s-1", request_number=1, used_units=3 * MB)
+@contextmanager
+def follower_running():
+    """A follower in a process of its own, as ``quota_store follow`` runs; stopped on leaving."""
     connections.close_all()  # the follower opens its own
     context = multiprocessing.get_context("fork")
     stop = context.Event()
     follower = context.Process(target=_follow, args=(stop,))
     follower.start()
     try:
-        _until(lambda: ChargingSession.objects.filter(session_id="s-1").exists())
-        start(tree.lines[1], session_id="s-2")
-        session_terminate(session_id="s-2", request_number=1, used_units=4 * MB)
-        _until(lambda: ChargingSession.objects.filter(session_id="s-2").exists())
-        niceness = os.getpriority(os.PRIO_PROCESS, follower.pid)
+        yield follower
     finally:
         stop.set()
         follower.join(timeout=20)
+
+
+def sessions_applied_one_after_the_other(tree, between=lambda: None) -> None:
+    """A session on each of two lines, the second once the follower applied the first."""
+    start(tree.lines[0], session_id="s-1")
+    session_terminate(session_id="s-1", request_number=1, used_units=3 * MB)
+    _until(lambda: ChargingSession.objects.filter(session_id="s-1").exists())
+    between()
+    start(tree.lines[1], session_id="s-2")
+    session_terminate(session_id="s-2", request_number=1, used_units=4 * MB)
+    _until(lambda: ChargingSession.objects.filter(session_id="s-2").exists())
+
+
+def test_a_follower_applies_the_log_as_it_grows_at_a_lower_cpu_priority():
+    tree = company_tree(lines=2, pool_units=100 * MB)
+    with follower_running() as follower:
+        sessions_applied_one_after_the_other(tree)
+        niceness = os.getpriority(os.PRIO_PROCESS, follower.pid)
 
     assert follower.exitcode == 0
     assert niceness == min(19, os.getpriority(os.PRIO_PROCESS, 0) + FOLLOWER_NICENESS)
@@ -522,30 +536,21 @@ def test_a_follower_applies_the_log_as_it_grows_at_a_lower_cpu_priority():
     assert fresh(tree.pool).reserved == 0
 
 
+def _kill_other_database_sessions() -> None:
+    """Ends every other session on the test database, as a PostgreSQL restart would."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone() is not None
+
+
 def test_a_follower_whose_database_sessions_are_killed_reconnects_and_keeps_its_place():
     require_postgres()
     tree = company_tree(lines=2, pool_units=100 * MB)
-    start(tree.lines[0], session_id="s-1")
-    session_terminate(session_id="s-1", request_number=1, used_units=3 * MB)
-    connections.close_all()  # the follower opens its own
-    context = multiprocessing.get_context("fork")
-    stop = context.Event()
-    follower = context.Process(target=_follow, args=(stop,))
-    follower.start()
-    try:
-        _until(lambda: ChargingSession.objects.filter(session_id="s-1").exists())
-        with connections["default"].cursor() as cursor:  # as a PostgreSQL restart would
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            assert cursor.fetchone() is not None
-        start(tree.lines[1], session_id="s-2")
-        session_terminate(session_id="s-2", request_number=1, used_units=4 * MB)
-        _until(lambda: ChargingSession.objects.filter(session_id="s-2").exists())
-    finally:
-        stop.set()
-        follower.join(timeout=20)
+    with follower_running() as follower:
+        sessions_applied_one_after_the_other(tree, between=_kill_other_database_sessions)
 
     assert follower.exitcode == 0
     assert fresh(tree.pool).remaining == 93 * MB  # each session's usage applied once
