@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint migrate demo worker beat log-follower clean
+.PHONY: run test bench faults lint migrate demo worker beat log-follower clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) manage.py charging_bench
+
+## Crash a worker, Redis, PostgreSQL and the log follower mid-run, on servers of its own
+faults: $(STAMP)
+	$(PY) manage.py fault_drills
 
 lint: $(STAMP)
 	$(PY) -m ruff check --fix .
