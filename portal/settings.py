@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,22 +33,48 @@ load_env_file(BASE_DIR / ".env")
 
 
 def env_bool(name: str, default: bool) -> bool:
+    """A yes/no variable; unset or empty, the default."""
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or ""
-if not SECRET_KEY:
+# Off unless asked for: a 500 must never show the debug page to a stranger. ``make run`` asks
+# for it (the local demo); everything else runs as production would.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# The placeholder an earlier .env.example shipped: a key anyone can read is no key.
+PUBLISHED_SECRET_KEYS = {"change-me-to-a-long-random-string"}
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "").strip()
+if not SECRET_KEY or SECRET_KEY in PUBLISHED_SECRET_KEYS:
     if not DEBUG:
-        raise RuntimeError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set to a long random value when DJANGO_DEBUG is off, e.g. the output of "
+            "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+        )
     # A fresh random key per process: sessions do not survive a restart, which is fine locally.
     SECRET_KEY = secrets.token_urlsafe(50)
 
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+# --- HTTPS: on unless DEBUG, each overridable where a deployment needs it ----------------------
+# Cookies go over HTTPS only, and browsers are told to use nothing else for a year (HSTS),
+# subdomains included and fit for the preload list; try a first deployment with a small
+# DJANGO_SECURE_HSTS_SECONDS, since a browser remembers the header that long.
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS") or (0 if DEBUG else 31536000))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", not DEBUG)
+# Plain HTTP is redirected to HTTPS. The server speaks plain HTTP behind a proxy that ends TLS
+# and says which scheme the client used in X-Forwarded-Proto (the proxy must set that header,
+# never pass a client's on); turn it off where nothing stands in front of the server.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+BEHIND_PROXY = env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
+# Probes and scrapers ask the process itself, over plain HTTP (see the README, "Operating it").
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$", r"^metrics$"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
