@@ -8,6 +8,7 @@ PostgreSQL; ``REDIS_URL`` switches the Celery broker, the channel layer and the 
 import os
 import secrets
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -94,6 +95,7 @@ INSTALLED_APPS = [
     "enterprise",
     "charging",
     "catalog",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -105,6 +107,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for too many failures into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -221,8 +225,24 @@ CHARGING_QUOTA_KEEP_SECONDS = int(os.environ.get("CHARGING_QUOTA_KEEP_SECONDS", 
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed logins are throttled (django-axes) on every login form, the portal's and the admin's:
+# after LOGIN_FAILURE_LIMIT failures for one username, or from one address, that username or
+# address is refused, right password or not, for LOGIN_LOCKOUT_MINUTES (each further try
+# starts the wait again) or until an agent unlocks it (README, "Operating it").
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT") or 5)
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES") or 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "selfcare:dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -263,6 +283,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": os.environ.get("CELERY_LOG_LEVEL", "WARNING")},
+        # Failed logins and lockouts are warnings; its banner and each good login are not news.
+        "axes": {"level": os.environ.get("AXES_LOG_LEVEL", "WARNING")},
     },
 }
 
