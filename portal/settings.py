@@ -99,6 +99,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "portal.operations.metrics.requests_counted",  # first: it counts every answer, redirects too
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -222,6 +223,17 @@ CHARGING_QUOTA_SHARE = float(os.environ.get("CHARGING_QUOTA_SHARE", "0.25"))
 CHARGING_QUOTA_PREFIX = os.environ.get("CHARGING_QUOTA_PREFIX", "quota")
 # How long the store keeps answers (for repeats) and ended sessions (for late reports).
 CHARGING_QUOTA_KEEP_SECONDS = int(os.environ.get("CHARGING_QUOTA_KEEP_SECONDS", "900"))
+
+# --- Operations: /health/, /ready/, /metrics (README, "Operating it") ---------------------------
+# Set, /ready/ and /metrics answer only requests that carry it (Authorization: Bearer <token>);
+# unset, only the loopback address asking directly.
+OPERATIONS_TOKEN = os.environ.get("OPERATIONS_TOKEN", "")
+# How long readiness waits for a Celery worker's answer (the first answer ends the wait).
+READY_WORKER_PING_SECONDS = float(os.environ.get("READY_WORKER_PING_SECONDS") or 1.0)
+# Past this many quota store log entries not yet applied, the process is not ready: the
+# follower or beat that applies them has stopped or fallen far behind (an applier does about
+# ten thousand a second).
+READY_QUOTA_LOG_LAG_MAX = int(os.environ.get("READY_QUOTA_LOG_LAG_MAX") or 100_000)
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
