@@ -13,11 +13,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 ## Serve the portal with demo data and live usage at http://127.0.0.1:8000
+# The local demo asks for DEBUG (and so a fresh key per start); nothing else here does.
+run: export DJANGO_DEBUG ?= true
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py rundemo
 
 ## Run the whole suite (PostgreSQL/Redis parts run when DATABASE_URL/REDIS_URL are set)
+# Its checks load the settings as production does, which refuse to start without a key.
+test bench faults: export DJANGO_SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_urlsafe(64))')
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

@@ -7,11 +7,13 @@ statement however many. ``ledger_mismatches`` proves the books: each balance equ
 of its entries.
 """
 
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple
 
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -104,13 +106,22 @@ def ledger_mismatches() -> list[str]:
         total = bucket_sums.get(bucket_id, 0)
         if total != remaining:
             problems.append(f"bucket {bucket_id}: remaining {remaining}, ledger {total}")
-    money_sums = dict(
-        LedgerEntry.objects.filter(money_balance__isnull=False)
-        .values_list("money_balance")
-        .annotate(total=Sum("amount"))
-    )
+    money_sums = _money_sums()
     for balance_id, amount in MoneyBalance.objects.values_list("pk", "amount"):
         total = money_sums.get(balance_id, _NO_MONEY)
         if total != amount:
             problems.append(f"money balance {balance_id}: amount {amount}, ledger {total}")
     return problems
+
+
+def _money_sums() -> dict[int, Decimal]:
+    """Each money balance's ledger total, exactly. SQLite keeps these amounts as floats and
+    would add them as floats (a hundred times 0.1 is not 10 there): each amount is read back
+    as a Decimal and added here instead."""
+    entries = LedgerEntry.objects.filter(money_balance__isnull=False)
+    if connection.vendor != "sqlite":
+        return dict(entries.values_list("money_balance").annotate(total=Sum("amount")))
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    for balance_id, amount in entries.values_list("money_balance", "amount").iterator(chunk_size=10_000):
+        totals[balance_id] += amount
+    return totals

@@ -8,9 +8,11 @@ PostgreSQL; ``REDIS_URL`` switches the Celery broker, the channel layer and the 
 import os
 import secrets
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,22 +34,48 @@ load_env_file(BASE_DIR / ".env")
 
 
 def env_bool(name: str, default: bool) -> bool:
+    """A yes/no variable; unset or empty, the default."""
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or ""
-if not SECRET_KEY:
+# Off unless asked for: a 500 must never show the debug page to a stranger. ``make run`` asks
+# for it (the local demo); everything else runs as production would.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# The placeholder an earlier .env.example shipped: a key anyone can read is no key.
+PUBLISHED_SECRET_KEYS = {"change-me-to-a-long-random-string"}
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "").strip()
+if not SECRET_KEY or SECRET_KEY in PUBLISHED_SECRET_KEYS:
     if not DEBUG:
-        raise RuntimeError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set to a long random value when DJANGO_DEBUG is off, e.g. the output of "
+            "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+        )
     # A fresh random key per process: sessions do not survive a restart, which is fine locally.
     SECRET_KEY = secrets.token_urlsafe(50)
 
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+# --- HTTPS: on unless DEBUG, each overridable where a deployment needs it ----------------------
+# Cookies go over HTTPS only, and browsers are told to use nothing else for a year (HSTS),
+# subdomains included and fit for the preload list; try a first deployment with a small
+# DJANGO_SECURE_HSTS_SECONDS, since a browser remembers the header that long.
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS") or (0 if DEBUG else 31536000))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", not DEBUG)
+# Plain HTTP is redirected to HTTPS. The server speaks plain HTTP behind a proxy that ends TLS
+# and says which scheme the client used in X-Forwarded-Proto (the proxy must set that header,
+# never pass a client's on); turn it off where nothing stands in front of the server.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+BEHIND_PROXY = env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
+# Probes and scrapers ask the process itself, over plain HTTP (see the README, "Operating it").
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$", r"^metrics$"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -67,9 +95,11 @@ INSTALLED_APPS = [
     "enterprise",
     "charging",
     "catalog",
+    "axes",
 ]
 
 MIDDLEWARE = [
+    "portal.operations.metrics.requests_counted",  # first: it counts every answer, redirects too
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -78,6 +108,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for too many failures into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -223,10 +255,37 @@ CHARGING_QUOTA_KEEP_SECONDS = int(os.environ.get("CHARGING_QUOTA_KEEP_SECONDS", 
 # keeps none is refused, unless it is a throw-away one (tests, benchmarks) said so here.
 CHARGING_QUOTA_VOLATILE_REDIS = env_bool("CHARGING_QUOTA_VOLATILE_REDIS", False)
 
+# --- Operations: /health/, /ready/, /metrics (README, "Operating it") ---------------------------
+# Set, /ready/ and /metrics answer only requests that carry it (Authorization: Bearer <token>);
+# unset, only the loopback address asking directly.
+OPERATIONS_TOKEN = os.environ.get("OPERATIONS_TOKEN", "")
+# How long readiness waits for a Celery worker's answer (the first answer ends the wait).
+READY_WORKER_PING_SECONDS = float(os.environ.get("READY_WORKER_PING_SECONDS") or 1.0)
+# Past this many quota store log entries not yet applied, the process is not ready: the
+# follower or beat that applies them has stopped or fallen far behind (an applier does about
+# ten thousand a second).
+READY_QUOTA_LOG_LAG_MAX = int(os.environ.get("READY_QUOTA_LOG_LAG_MAX") or 100_000)
+
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed logins are throttled (django-axes) on every login form, the portal's and the admin's:
+# after LOGIN_FAILURE_LIMIT failures for one username, or from one address, that username or
+# address is refused, right password or not, for LOGIN_LOCKOUT_MINUTES (each further try
+# starts the wait again) or until an agent unlocks it (README, "Operating it").
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT") or 5)
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES") or 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "selfcare:dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -267,6 +326,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": os.environ.get("CELERY_LOG_LEVEL", "WARNING")},
+        # Failed logins and lockouts are warnings; its banner and each good login are not news.
+        "axes": {"level": os.environ.get("AXES_LOG_LEVEL", "WARNING")},
     },
 }
 

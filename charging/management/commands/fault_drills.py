@@ -61,7 +61,7 @@ class Command(BaseCommand):
             postgres.stop()
             shutil.rmtree(root, ignore_errors=True)
         if drills.returncode:
-            raise CommandError("the fault drills found something lost, doubled or overspent (see above)")
+            raise CommandError("the fault drills failed: see above")
 
     def _drills(self) -> None:
         root = Path(os.environ["FAULTS_ROOT"])
