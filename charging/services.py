@@ -20,8 +20,8 @@ from charging.batch_charging import (
 )
 from charging.context import LineKey, LinePath, charging_contexts, context_at, lines_with_paths
 from charging.covered_batches import SharedRowsMoved, covered_batch_charge
-from charging.ledger import bucket_entry, ledger_entry_create, ledger_write, money_entry
-from charging.locks import lock_for_batch, money_balance_lock, usage_event_lock
+from charging.ledger import bucket_entry, ledger_entry_create, ledger_write, money_entry, terms_of
+from charging.locks import buckets_lock_by_id, lock_for_batch, money_balance_lock, usage_event_lock
 from charging.models import (
     Bucket,
     BucketDefinition,
@@ -32,6 +32,7 @@ from charging.models import (
     RatePlan,
     UsageEvent,
 )
+from charging.requests import ChargingError
 from charging.settlement import charge_used, locked_save
 from charging.thresholds import thresholds_check
 from charging.usage_records import BatchLine, usage_record_parse
@@ -95,6 +96,7 @@ def bucket_grant(
         reason=reason or f"{name} granted",
         reference=reference,
         actor_id=actor.pk if actor else None,
+        terms=terms_of(bucket),
     )
     ledger_write([grant])
     if line is not None:
@@ -122,6 +124,48 @@ def bucket_grant_from_definition(
         reference=reference,
         actor=actor,
     )
+
+
+def bucket_validity_change(*, bucket: Bucket, valid_until: datetime, reason: str, actor) -> Bucket:
+    """An agent moves the end of an allowance's validity (extends it as a goodwill gesture,
+    or ends it early); the ledger records the new terms with the reason and the agent."""
+    return _bucket_terms_change(bucket=bucket, changes={"valid_until": valid_until}, reason=reason, actor=actor)
+
+
+def bucket_priority_change(*, bucket: Bucket, priority: int, reason: str, actor) -> Bucket:
+    """An agent changes which allowance is drawn from first (lower first); recorded like a
+    change of validity."""
+    if priority < 0:
+        raise ChargingError("invalid_priority", "a priority is a whole number from 0", field="priority")
+    return _bucket_terms_change(bucket=bucket, changes={"priority": priority}, reason=reason, actor=actor)
+
+
+@transaction.atomic
+def _bucket_terms_change(*, bucket: Bucket, changes: dict, reason: str, actor) -> Bucket:
+    if not reason.strip():
+        raise ChargingError("reason_required", "say why the allowance changes", field="reason")
+    bucket = buckets_lock_by_id(bucket_ids={bucket.pk})[bucket.pk]
+    changes = {name: value for name, value in changes.items() if getattr(bucket, name) != value}
+    if not changes:
+        return bucket  # already so: nothing to record
+    for name, value in changes.items():
+        setattr(bucket, name, value)
+    if bucket.valid_until is not None and bucket.valid_until <= bucket.valid_from:
+        raise ChargingError("invalid_validity", "an allowance must end after it starts", field="valid_until")
+    Bucket.objects.filter(pk=bucket.pk).update(**changes)
+    entry = bucket_entry(
+        bucket=bucket,
+        kind=LedgerEntry.Kind.TERMS,
+        units=0,
+        reason=reason,
+        actor_id=actor.pk if actor else None,
+        terms=terms_of(bucket),
+    )
+    ledger_write([entry])
+    profiles_forget()  # an allowance's validity and priority are part of its line's profile
+    if bucket.line_id is not None:
+        live.line_changed_on_commit(line_id=bucket.line_id)
+    return bucket
 
 
 @transaction.atomic
