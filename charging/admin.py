@@ -17,6 +17,7 @@ from charging.models import (
     TariffRate,
     ThresholdNotice,
     UsageEvent,
+    UsageEventReplay,
 )
 from charging.requests import ChargingError
 from charging.services import bucket_priority_change, bucket_validity_change, usage_event_replay
@@ -26,6 +27,11 @@ from portal.admin.reasons import ReasonForm, with_reason
 from portal.db.profile_epoch import profiles_forget
 
 
+class UsageEventReplayInline(ReadOnlyInline):
+    model = UsageEventReplay
+    fields = ["replayed_at", "actor", "reason", "outcome"]
+
+
 @admin.register(UsageEvent)
 class UsageEventAdmin(admin.ModelAdmin):
     list_display = ["external_id", "source", "msisdn", "service", "quantity", "status", "received_at"]
@@ -33,14 +39,16 @@ class UsageEventAdmin(admin.ModelAdmin):
     search_fields = ["external_id", "msisdn"]
     date_hierarchy = "received_at"
     readonly_fields = [f.name for f in UsageEvent._meta.fields]
+    inlines = [UsageEventReplayInline]
     actions = ["replay"]
 
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Replay the selected rejected records")
-    def replay(self, request, queryset):
-        results = [usage_event_replay(event=event) for event in queryset.filter(status=UsageEvent.Status.REJECTED)]
+    @with_reason("Replay the selected rejected records", confirm="Replay")
+    def replay(self, request, queryset, reason):
+        rejected = queryset.filter(status=UsageEvent.Status.REJECTED)
+        results = [usage_event_replay(event=event, actor=request.user, reason=reason) for event in rejected]
         accepted = sum(1 for e in results if e.status != UsageEvent.Status.REJECTED)
         self.message_user(request, f"{accepted} of {len(results)} records accepted on replay.", messages.INFO)
 

@@ -5,6 +5,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -31,6 +32,7 @@ from charging.models import (
     NodeLimit,
     RatePlan,
     UsageEvent,
+    UsageEventReplay,
 )
 from charging.requests import ChargingError
 from charging.settlement import charge_used, locked_save
@@ -39,7 +41,7 @@ from charging.usage_records import BatchLine, usage_record_parse
 from enterprise.models import CostCentre
 from portal.db.profile_epoch import profiles_forget
 from portal.models import BillingAccount, Line
-from portal.money import money
+from portal.money import format_money, money
 from portal.task_queue import task_queue_on_commit
 
 CHARGE_USAGE_EVENT = "charging.tasks.charge_usage_event"
@@ -219,9 +221,16 @@ def money_post(
 
 def money_adjust(*, billing_account: BillingAccount, amount: Decimal, reason: str, actor) -> LedgerEntry:
     """An agent's credit (positive) or debit (negative) of an account's money, with the reason
-    and the agent in the ledger."""
+    and the agent in the ledger; no larger either way than ``CHARGING_MAX_ADJUSTMENT``."""
     if not reason.strip():
         raise ValueError("an adjustment needs a reason")
+    most = money(settings.CHARGING_MAX_ADJUSTMENT)
+    if abs(money(amount)) > most:
+        raise ChargingError(
+            "adjustment_too_large",
+            f"one adjustment may move at most {format_money(most, billing_account.currency)}",
+            field="amount",
+        )
     kind = LedgerEntry.Kind.ADJUSTMENT
     return money_post(billing_account=billing_account, amount=amount, kind=kind, reason=reason, actor=actor)
 
@@ -400,8 +409,9 @@ def _batch_charge_all_locked(
     thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
 
 
-def usage_event_replay(*, event: UsageEvent) -> UsageEvent:
-    """Checks a rejected record again (after its cause was fixed) and charges it if it passes."""
+def usage_event_replay(*, event: UsageEvent, actor, reason: str = "") -> UsageEvent:
+    """Checks a rejected record again (after its cause was fixed) and charges it if it passes.
+    Each replay is kept with who asked for it, why, and what came of it."""
     with transaction.atomic():
         event = usage_event_lock(event_id=event.pk)
         if event.status != UsageEvent.Status.REJECTED:
@@ -411,6 +421,7 @@ def usage_event_replay(*, event: UsageEvent) -> UsageEvent:
             event.reason = _format_errors(errors)
             event.errors = errors
             event.save(update_fields=["reason", "errors"])
+            UsageEventReplay.objects.create(event=event, actor=actor, reason=reason, outcome=event.reason)
             return event
         event.line = record.line
         event.msisdn = record.msisdn
@@ -423,5 +434,6 @@ def usage_event_replay(*, event: UsageEvent) -> UsageEvent:
         event.reason = ""
         event.errors = {}
         event.save()
+        UsageEventReplay.objects.create(event=event, actor=actor, reason=reason, outcome="accepted")
         task_queue_on_commit(CHARGE_USAGE_EVENT, event.pk)
     return event

@@ -191,6 +191,9 @@ CHARGING_QUOTA_SHARE = float(os.environ.get("CHARGING_QUOTA_SHARE", "0.25"))
 CHARGING_QUOTA_PREFIX = os.environ.get("CHARGING_QUOTA_PREFIX", "quota")
 # How long the store keeps answers (for repeats) and ended sessions (for late reports).
 CHARGING_QUOTA_KEEP_SECONDS = int(os.environ.get("CHARGING_QUOTA_KEEP_SECONDS", "900"))
+# The most one agent adjustment may credit or debit, in the account's currency (a decimal);
+# larger corrections need several reasoned adjustments, or the approval of a later workflow.
+CHARGING_MAX_ADJUSTMENT = os.environ.get("CHARGING_MAX_ADJUSTMENT", "500")
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -17,6 +17,7 @@ from charging.models.usage import (
     ThresholdNotice,
     UsageChargeSweep,
     UsageEvent,
+    UsageEventReplay,
 )
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "ThresholdNotice",
     "UsageChargeSweep",
     "UsageEvent",
+    "UsageEventReplay",
 ]

@@ -2,8 +2,11 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 
 from charging.models import Bucket, MoneyBalance
+from charging.requests import ChargingError
+from charging.selectors import account_has_money
 from charging.services import money_adjust
 from portal.admin.read_only import ReadOnlyAdmin
 from portal.admin.reasons import ReasonForm, with_reason
@@ -15,8 +18,27 @@ class ContactPreferencesInline(admin.StackedInline):
     can_delete = False
 
 
+class BillingAccountForm(forms.ModelForm):
+    """An account's currency is what its money and ledger are counted in: it changes only
+    while the account has neither."""
+
+    class Meta:
+        model = BillingAccount
+        fields = ["number", "kind", "currency"]  # the admin names the fields it shows
+
+    def clean_currency(self):
+        currency = self.cleaned_data["currency"]
+        account = self.instance
+        if account.pk and currency != account.currency and account_has_money(billing_account_id=account.pk):
+            raise forms.ValidationError(
+                f"The currency stays {account.currency}: the account holds money or has ledger entries."
+            )
+        return currency
+
+
 class BillingAccountInline(admin.TabularInline):
     model = BillingAccount
+    form = BillingAccountForm
     extra = 0
     fields = ["number", "kind", "currency", "credit_limit"]
     readonly_fields = ["credit_limit"]
@@ -73,6 +95,7 @@ class MoneyAdjustForm(ReasonForm):
 
 @admin.register(BillingAccount)
 class BillingAccountAdmin(admin.ModelAdmin):
+    form = BillingAccountForm
     list_display = ["number", "customer", "kind", "currency", "credit_limit"]
     list_filter = ["kind", "currency"]
     search_fields = ["number", "customer__name", "customer__email", "lines__msisdn"]
@@ -81,10 +104,21 @@ class BillingAccountAdmin(admin.ModelAdmin):
     list_select_related = ["customer"]
     actions = ["adjust_money"]
 
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        # Moving an account to another customer would show its lines to that customer's login.
+        return [*self.readonly_fields, "customer"]
+
     @with_reason("Credit or debit money", form_class=MoneyAdjustForm, confirm="Post to the ledger")
     def adjust_money(self, request, queryset, amount, reason):
-        for account in queryset:
-            money_adjust(billing_account=account, amount=amount, reason=reason, actor=request.user)
+        try:
+            with transaction.atomic():
+                for account in queryset:
+                    money_adjust(billing_account=account, amount=amount, reason=reason, actor=request.user)
+        except ChargingError as error:
+            self.message_user(request, f"Nothing was adjusted: {error.message}.", messages.ERROR)
+            return
         self.message_user(request, f"Adjusted {queryset.count()} account(s).", messages.SUCCESS)
 
 
@@ -96,6 +130,12 @@ class LineAdmin(admin.ModelAdmin):
     inlines = [BucketInline]
     list_select_related = ["billing_account"]
     raw_id_fields = ["billing_account"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        # A line's allowances are in its account's ledger: it does not move to another account.
+        return [*self.readonly_fields, "billing_account"]
 
 
 @admin.register(Notification)

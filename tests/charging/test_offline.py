@@ -11,7 +11,7 @@ from charging.ledger import ledger_mismatches
 from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent
 from charging.offline import REQUEUE_AFTER, usage_batch_ingest, usage_events_requeue
 from charging.services import usage_event_replay
-from tests.factories import MB, LineFactory, data_bucket
+from tests.factories import MB, LineFactory, UserFactory, data_bucket
 
 pytestmark = pytest.mark.django_db
 
@@ -241,7 +241,7 @@ def test_a_rejected_record_from_a_batch_replays_after_the_line_is_reactivated(dj
     line.status = "active"
     line.save()
     with django_capture_on_commit_callbacks(execute=True):
-        usage_event_replay(event=UsageEvent.objects.get(pk=outcome.event_id))
+        usage_event_replay(event=UsageEvent.objects.get(pk=outcome.event_id), actor=UserFactory(is_staff=True))
 
     bucket.refresh_from_db()
     assert UsageEvent.objects.get(pk=outcome.event_id).status == UsageEvent.Status.CHARGED

@@ -7,7 +7,7 @@ from django.utils import timezone
 from charging.ledger import ledger_mismatches
 from charging.models import Bucket, LedgerEntry, MoneyBalance, UsageEvent
 from charging.services import usage_event_charge, usage_event_ingest, usage_event_replay
-from tests.factories import MB, LineFactory, data_bucket, default_data_tariff, funded_account
+from tests.factories import MB, LineFactory, UserFactory, data_bucket, default_data_tariff, funded_account
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +98,7 @@ def test_rejected_record_is_kept_and_replays_after_the_cause_is_fixed(django_cap
     line.status = "active"
     line.save()
     with django_capture_on_commit_callbacks(execute=True):
-        usage_event_replay(event=event)
+        usage_event_replay(event=event, actor=UserFactory(is_staff=True), reason="Line reactivated")
 
     event.refresh_from_db()
     bucket.refresh_from_db()
