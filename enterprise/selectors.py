@@ -1,8 +1,11 @@
-"""Reads of the cost-centre tree."""
+"""Reads of the cost-centre tree, and who may see which line (every role, in one place)."""
 
-from django.db.models import Count, F, Q, QuerySet
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
-from enterprise.models import Company, CostCentre
+from enterprise.models import Company, CostCentre, ManagerAssignment
+from portal.models import Line
+from portal.selectors import agent_sees_every_line, lines_owned_by
 
 
 def company_root(*, company: Company) -> CostCentre:
@@ -53,3 +56,32 @@ def cost_centres_managed_by(*, user) -> QuerySet[CostCentre]:
         )
         .order_by("company__name", "lft")
     )
+
+
+def managed_node_ids(*, user) -> list[int]:
+    """The nodes assigned to a manager (each stands for its whole subtree)."""
+    return list(ManagerAssignment.objects.filter(user=user).order_by("node_id").values_list("node_id", flat=True))
+
+
+def lines_managed_by(*, user) -> QuerySet[Line]:
+    """The lines a telecom manager sees: those whose device node lies in a subtree assigned
+    to them (the node itself or below it), whoever holds the company's login."""
+    above = ManagerAssignment.objects.filter(
+        user=user,
+        node__tree_id=OuterRef("cost_centre__tree_id"),
+        node__lft__lte=OuterRef("cost_centre__lft"),
+        node__rght__gte=OuterRef("cost_centre__rght"),
+    )
+    return Line.objects.filter(Exists(above))
+
+
+def lines_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Line]:
+    """Every line a user may open or watch, whatever their role: an agent every line their
+    group allows, a consumer their own, a manager those below their assigned nodes. Another
+    line is as good as one that does not exist (404)."""
+    if not user.is_authenticated:
+        return Line.objects.none()
+    if agent_sees_every_line(user=user):
+        return Line.objects.all()
+    own = Q(pk__in=lines_owned_by(user=user).order_by().values("pk"))
+    return Line.objects.filter(own | Q(pk__in=lines_managed_by(user=user).values("pk")))
