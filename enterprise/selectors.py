@@ -4,7 +4,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from enterprise.models import Company, CostCentre, ManagerAssignment
-from portal.models import Line
+from portal.models import Customer, Line
 from portal.selectors import agent_sees_every_line, lines_owned_by
 
 
@@ -85,3 +85,56 @@ def lines_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Line
         return Line.objects.all()
     own = Q(pk__in=lines_owned_by(user=user).order_by().values("pk"))
     return Line.objects.filter(own | Q(pk__in=lines_managed_by(user=user).values("pk")))
+
+
+# --- Who may be given access ------------------------------------------------------------------
+
+
+def customer_login_refusal(*, customer: Customer, user) -> str | None:
+    """Why ``user`` may not become ``customer``'s login (who sees all its accounts), or None.
+    Only a login tied to nothing else may: not an agent, not another customer's login, not a
+    manager of another company's nodes (a company's login may already manage its own)."""
+    if user.is_staff:
+        return f"{user} is call-centre staff: agents see customers through their group, not as their login."
+    other = Customer.objects.filter(user=user).exclude(pk=customer.pk).first()
+    if other is not None:
+        return f"{user} is already the login of {other}: one login per customer."
+    managed = ManagerAssignment.objects.filter(user=user).select_related("node__company")
+    if customer.kind == Customer.Kind.COMPANY:
+        managed = managed.exclude(node__company__customer_id=customer.pk)
+    elsewhere = managed.first()
+    if elsewhere is not None:
+        return f"{user} manages {elsewhere.node} of {elsewhere.node.company}: a login of its own is needed."
+    return None
+
+
+def manager_assignment_refusal(*, user, node: CostCentre, assignment_id: int | None = None) -> str | None:
+    """Why ``user`` may not be given ``node`` (and every line below it), or None. The company's
+    own login may manage any of its nodes; a login tied to nothing may be made a sub-manager;
+    a consumer (a person customer's login) only a node below the root of a company they work
+    for (their account pays for one of its devices, or they manage part of it already); no
+    login tied to another company, and no agent."""
+    company = node.company
+    if user.is_staff:
+        return f"{user} is call-centre staff: agents see lines through their group, not as managers."
+    owned = list(Customer.objects.filter(user=user))
+    if any(c.pk == company.customer_id for c in owned):
+        return None
+    others = ManagerAssignment.objects.filter(user=user).exclude(pk=assignment_id)
+    other_company = next((c for c in owned if c.kind == Customer.Kind.COMPANY), None)
+    if other_company is None:
+        elsewhere = others.exclude(node__company=company).select_related("node__company").first()
+        other_company = elsewhere.node.company if elsewhere is not None else None
+    if other_company is not None:
+        return f"{user} belongs to {other_company}: they cannot manage part of {company}."
+    if not owned:
+        return None  # a login made for a sub-manager
+    if node.parent_id is None:
+        return f"{user} is a consumer's login: they cannot be given all of {company}."
+    works_here = (
+        others.filter(node__company=company).exists()
+        or CostCentre.objects.filter(company=company, personal_account__customer__in=owned).exists()
+    )
+    if not works_here:
+        return f"{user} is a consumer's login with nothing to do with {company}."
+    return None

@@ -8,6 +8,7 @@ from charging.models import Bucket, MoneyBalance
 from charging.requests import ChargingError
 from charging.selectors import account_has_money
 from charging.services import money_adjust
+from enterprise.selectors import customer_login_refusal
 from portal.admin.read_only import ReadOnlyAdmin
 from portal.admin.reasons import ReasonForm, with_reason
 from portal.models import BillingAccount, ContactPreferences, Customer, Line, Notification
@@ -71,13 +72,39 @@ class BucketInline(admin.TabularInline):
         return False  # allowances are granted through services, with a ledger entry
 
 
+class CustomerForm(forms.ModelForm):
+    """A customer's login sees all its accounts: it is set once, to a login tied to nothing
+    else (``customer_login_refusal``)."""
+
+    class Meta:
+        model = Customer
+        fields = ["kind", "name", "email", "user", "time_zone"]  # the admin names the fields it shows
+
+    def clean(self):
+        cleaned = super().clean()
+        user = cleaned.get("user")
+        if user is not None:
+            customer = Customer(pk=self.instance.pk, kind=cleaned.get("kind", self.instance.kind))
+            refusal = customer_login_refusal(customer=customer, user=user)
+            if refusal:
+                self.add_error("user", refusal)
+        return cleaned
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    form = CustomerForm
     list_display = ["name", "kind", "email", "user", "created_at"]
     list_filter = ["kind"]
     search_fields = ["name", "email", "billing_accounts__lines__msisdn", "billing_accounts__number"]
     inlines = [ContactPreferencesInline, BillingAccountInline]
     autocomplete_fields = ["user"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.user_id is not None:
+            # Another login would see every account and line of this customer.
+            return [*self.readonly_fields, "user"]
+        return self.readonly_fields
 
 
 class MoneyAdjustForm(ReasonForm):
