@@ -254,6 +254,9 @@ CHARGING_QUOTA_KEEP_SECONDS = int(os.environ.get("CHARGING_QUOTA_KEEP_SECONDS", 
 # The store's log is applied once Redis has it on disk (its append-only file); a Redis that
 # keeps none is refused, unless it is a throw-away one (tests, benchmarks) said so here.
 CHARGING_QUOTA_VOLATILE_REDIS = env_bool("CHARGING_QUOTA_VOLATILE_REDIS", False)
+# The most one agent adjustment may credit or debit, in the account's currency (a decimal);
+# larger corrections need several reasoned adjustments, or the approval of a later workflow.
+CHARGING_MAX_ADJUSTMENT = os.environ.get("CHARGING_MAX_ADJUSTMENT", "500")
 
 # --- Operations: /health/, /ready/, /metrics (README, "Operating it") ---------------------------
 # Set, /ready/ and /metrics answer only requests that carry it (Authorization: Bearer <token>);

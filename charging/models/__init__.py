@@ -18,6 +18,7 @@ from charging.models.usage import (
     ThresholdNotice,
     UsageChargeSweep,
     UsageEvent,
+    UsageEventReplay,
     UsageQueueBacklog,
 )
 
@@ -42,4 +43,5 @@ __all__ = [
     "UsageChargeSweep",
     "UsageEvent",
     "UsageQueueBacklog",
+    "UsageEventReplay",
 ]

@@ -1,6 +1,7 @@
 """Usage as it arrives and is charged: records, online sessions with their reservations,
 request answers kept for repeats, threshold notices, and the positions of background work."""
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -70,6 +71,22 @@ class UsageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}:{self.external_id}"
+
+
+class UsageEventReplay(models.Model):
+    """An agent's replay of a rejected usage record: who asked, why, and what came of it."""
+
+    event = models.ForeignKey(UsageEvent, on_delete=models.PROTECT, related_name="replays")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    replayed_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=200, blank=True)
+    outcome = models.TextField(help_text="'accepted' (queued to be charged), or why it was rejected again.")
+
+    class Meta:
+        ordering = ["-replayed_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.event} replayed by {self.actor}"
 
 
 class ChargingSession(models.Model):

@@ -2,9 +2,13 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 
 from charging.models import Bucket, MoneyBalance
+from charging.requests import ChargingError
+from charging.selectors import account_has_money
 from charging.services import money_adjust
+from enterprise.selectors import customer_login_refusal
 from portal.admin.profile_inputs import ProfileInputAdmin
 from portal.admin.read_only import ReadOnlyAdmin, ReadOnlyInline
 from portal.admin.reasons import ReasonForm, with_reason
@@ -17,8 +21,27 @@ class ContactPreferencesInline(admin.StackedInline):
     can_delete = False
 
 
+class BillingAccountForm(forms.ModelForm):
+    """An account's currency is what its money and ledger are counted in: it changes only
+    while the account has neither."""
+
+    class Meta:
+        model = BillingAccount
+        fields = ["number", "kind", "currency"]  # the admin names the fields it shows
+
+    def clean_currency(self):
+        currency = self.cleaned_data["currency"]
+        account = self.instance
+        if account.pk and currency != account.currency and account_has_money(billing_account_id=account.pk):
+            raise forms.ValidationError(
+                f"The currency stays {account.currency}: the account holds money or has ledger entries."
+            )
+        return currency
+
+
 class BillingAccountInline(admin.TabularInline):
     model = BillingAccount
+    form = BillingAccountForm
     extra = 0
     fields = ["number", "kind", "currency", "credit_limit"]
     readonly_fields = ["credit_limit"]
@@ -69,13 +92,39 @@ class BucketInline(admin.TabularInline):
         return False  # allowances are granted through services, with a ledger entry
 
 
+class CustomerForm(forms.ModelForm):
+    """A customer's login sees all its accounts: it is set once, to a login tied to nothing
+    else (``customer_login_refusal``)."""
+
+    class Meta:
+        model = Customer
+        fields = ["kind", "name", "email", "user", "time_zone"]  # the admin names the fields it shows
+
+    def clean(self):
+        cleaned = super().clean()
+        user = cleaned.get("user")
+        if user is not None:
+            customer = Customer(pk=self.instance.pk, kind=cleaned.get("kind", self.instance.kind))
+            refusal = customer_login_refusal(customer=customer, user=user)
+            if refusal:
+                self.add_error("user", refusal)
+        return cleaned
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    form = CustomerForm
     list_display = ["name", "kind", "email", "user", "created_at"]
     list_filter = ["kind"]
     search_fields = ["name", "email", "billing_accounts__lines__msisdn", "billing_accounts__number"]
     inlines = [ContactPreferencesInline, BillingAccountInline]
     autocomplete_fields = ["user"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.user_id is not None:
+            # Another login would see every account and line of this customer.
+            return [*self.readonly_fields, "user"]
+        return self.readonly_fields
 
 
 class MoneyAdjustForm(ReasonForm):
@@ -93,6 +142,7 @@ class MoneyAdjustForm(ReasonForm):
 
 @admin.register(BillingAccount)
 class BillingAccountAdmin(admin.ModelAdmin):
+    form = BillingAccountForm
     list_display = ["number", "customer", "kind", "currency", "credit_limit"]
     list_filter = ["kind", "currency"]
     search_fields = ["number", "customer__name", "customer__email", "lines__msisdn"]
@@ -101,10 +151,21 @@ class BillingAccountAdmin(admin.ModelAdmin):
     list_select_related = ["customer"]
     actions = ["adjust_money"]
 
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        # Moving an account to another customer would show its lines to that customer's login.
+        return [*self.readonly_fields, "customer"]
+
     @with_reason("Credit or debit money", form_class=MoneyAdjustForm, confirm="Post to the ledger")
     def adjust_money(self, request, queryset, amount, reason):
-        for account in queryset:
-            money_adjust(billing_account=account, amount=amount, reason=reason, actor=request.user)
+        try:
+            with transaction.atomic():
+                for account in queryset:
+                    money_adjust(billing_account=account, amount=amount, reason=reason, actor=request.user)
+        except ChargingError as error:
+            self.message_user(request, f"Nothing was adjusted: {error.message}.", messages.ERROR)
+            return
         self.message_user(request, f"Adjusted {queryset.count()} account(s).", messages.SUCCESS)
 
 
@@ -172,6 +233,12 @@ class LineAdmin(ProfileInputAdmin):
     @admin.display(description="State")
     def state(self, line: Line) -> str:
         return line.holds_display() if line.pk else ""
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return self.readonly_fields
+        # A line's allowances are in its account's ledger: it does not move to another account.
+        return [*self.readonly_fields, "billing_account"]
 
 
 @admin.register(Notification)

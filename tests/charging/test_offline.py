@@ -16,7 +16,7 @@ from charging.tasks import charge_usage_batch, queue_usage_backlog
 from portal.models import LineHold
 from portal.services import line_hold_lift, line_hold_place
 from tests.concurrency import run_together
-from tests.factories import MB, LineFactory, data_bucket
+from tests.factories import MB, LineFactory, UserFactory, data_bucket
 from tests.services import require_postgres
 
 pytestmark = pytest.mark.django_db
@@ -249,7 +249,7 @@ def test_a_rejected_record_from_a_batch_replays_after_the_line_is_reactivated(dj
 
     line_hold_lift(line=line, cause=LineHold.Cause.AGENT_BAR, reason="Checked", actor=None)
     with django_capture_on_commit_callbacks(execute=True):
-        usage_event_replay(event=UsageEvent.objects.get(pk=outcome.event_id))
+        usage_event_replay(event=UsageEvent.objects.get(pk=outcome.event_id), actor=UserFactory(is_staff=True))
 
     bucket.refresh_from_db()
     assert UsageEvent.objects.get(pk=outcome.event_id).status == UsageEvent.Status.CHARGED

@@ -9,7 +9,7 @@ from charging.models import Bucket, LedgerEntry, MoneyBalance, UsageEvent
 from charging.services import usage_event_charge, usage_event_ingest, usage_event_replay
 from portal.models import LineHold
 from portal.services import line_hold_lift, line_hold_place
-from tests.factories import MB, LineFactory, data_bucket, default_data_tariff, funded_account
+from tests.factories import MB, LineFactory, UserFactory, data_bucket, default_data_tariff, funded_account
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +101,7 @@ def test_rejected_record_is_kept_and_replays_after_the_cause_is_fixed(django_cap
 
     line_hold_lift(line=line, cause=LineHold.Cause.AGENT_BAR, reason="Checked", actor=None)
     with django_capture_on_commit_callbacks(execute=True):
-        usage_event_replay(event=event)
+        usage_event_replay(event=event, actor=UserFactory(is_staff=True), reason="Line reactivated")
 
     event.refresh_from_db()
     bucket.refresh_from_db()

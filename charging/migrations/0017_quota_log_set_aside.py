@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('charging', '0014_usage_queue_backlog'),
+        ('charging', '0016_usage_queue_backlog'),
     ]
 
     operations = [
