@@ -19,7 +19,7 @@ from functools import partial
 from threading import Event
 
 import orjson
-from django.db import DatabaseError, DataError, IntegrityError, close_old_connections, transaction
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, connections, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -97,11 +97,11 @@ def log_follow(*, stop: Event, idle_seconds: float = 0.05, max_backoff_seconds: 
     while not stop.is_set():
         try:
             count = log_apply()
-        except (RedisError, DatabaseError) as error:
+        except (RedisError, DatabaseError, InterfaceError) as error:
             failures += 1
             wait = min(max_backoff_seconds, idle_seconds * 2**failures)
             logger.warning("quota log follower: %s; trying again in %.1f s", error, wait)
-            close_old_connections()  # a broken connection is replaced on the next try
+            connections.close_all()  # a broken connection is replaced on the next try
             stop.wait(wait)
             continue
         failures = 0
