@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint migrate demo worker beat log-follower clean
+.PHONY: run test bench faults lint migrate demo worker beat log-follower clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -13,11 +13,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 ## Serve the portal with demo data and live usage at http://127.0.0.1:8000
+# The local demo asks for DEBUG (and so a fresh key per start); nothing else here does.
+run: export DJANGO_DEBUG ?= true
 run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py rundemo
 
 ## Run the whole suite (PostgreSQL/Redis parts run when DATABASE_URL/REDIS_URL are set)
+# Its checks load the settings as production does, which refuse to start without a key.
+test bench faults: export DJANGO_SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_urlsafe(64))')
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -28,6 +32,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) manage.py charging_bench
+
+## Crash a worker, Redis, PostgreSQL and the log follower mid-run, on servers of its own
+faults: $(STAMP)
+	$(PY) manage.py fault_drills
 
 lint: $(STAMP)
 	$(PY) -m ruff check --fix .

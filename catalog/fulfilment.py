@@ -21,9 +21,8 @@ from catalog.models import FulfilmentStep, OrderEvent, OrderItem, Product, Produ
 from catalog.pricing import add_months
 from charging.models import LedgerEntry
 from charging.services import bucket_grant_from_definition, line_rate_plan_assign, money_post
-from portal.db.profile_epoch import profiles_forget
-from portal.models import Line
-from portal.services import line_create
+from portal.models import LineHold
+from portal.services import line_create, line_hold_place
 from portal.task_queue import task_queue_on_commit
 
 Step = FulfilmentStep.Kind
@@ -227,8 +226,8 @@ def step_compensate(*, step: FulfilmentStep) -> None:
     so an item whose later step fails has at most its number to give back.
     """
     if step.kind == Step.PROVISION and step.item.line_id:
-        Line.objects.filter(pk=step.item.line_id).update(status=Line.Status.TERMINATED)
-        profiles_forget()  # the online quota store must not go on charging it
+        reason = f"Order {step.order_id} failed: the number is given back"
+        line_hold_place(line=step.item.line, cause=LineHold.Cause.TERMINATED, reason=reason, actor=None)
         _line_release_on_commit(step=step, msisdn=step.partner_reference)
     step.state = State.COMPENSATED
     step.save(update_fields=["state"])

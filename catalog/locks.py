@@ -1,8 +1,9 @@
 """Every row lock the catalog app takes, in one place and one order.
 
 Tables are locked in the order cart -> voucher -> order -> item -> step -> product, rows within
-a table by ascending primary key, so two services never wait on each other in a cycle. Charging
-takes its own locks (money balance, buckets) after these, inside the services catalog calls.
+a table by ascending primary key, so two services never wait on each other in a cycle. Charging's
+locks (money balance, buckets) come after these: inside the charging services catalog calls,
+and at checkout, which reads what the account can cover under its money balance's lock.
 On SQLite ``select_for_update`` is a no-op: its IMMEDIATE transactions serialise writers.
 """
 

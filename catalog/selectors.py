@@ -234,6 +234,18 @@ def orders_visible_to(*, user) -> QuerySet[ProductOrder]:
     return ProductOrder.objects.filter(customer__user=user)
 
 
+def one_off_charges_pending(*, billing_account_id: int) -> Decimal:
+    """What the account's open orders will still charge once: the one-off prices of items not
+    yet completed (an item's one-off price is charged when it completes). Summed exactly, in
+    Python: SQLite would sum the prices as floating point."""
+    prices = OrderItem.objects.filter(
+        order__billing_account_id=billing_account_id,
+        state__in=[OrderItem.State.ACKNOWLEDGED, OrderItem.State.IN_PROGRESS],
+        one_off_price__gt=0,
+    ).values_list("one_off_price", flat=True)
+    return money(sum(prices, Decimal(0)))
+
+
 def order_timeline(*, order: ProductOrder) -> list[FulfilmentStep]:
     return list(order.steps.select_related("item", "item__offering").order_by("item_id", "sequence"))
 

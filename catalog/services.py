@@ -6,6 +6,7 @@ steps run as Celery tasks once the order is committed (see ``catalog.fulfilment`
 """
 
 from datetime import datetime
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -26,8 +27,11 @@ from catalog.models import (
     ShoppingCart,
     Voucher,
 )
-from catalog.selectors import active_products_of, cart_summary, segment_of
+from catalog.selectors import active_products_of, cart_summary, one_off_charges_pending, segment_of
+from charging.locks import money_balance_lock
+from charging.services import money_balance_open
 from portal.models import BillingAccount, Customer, Line
+from portal.money import format_money
 
 Kind = ProductOffering.Kind
 
@@ -198,7 +202,8 @@ def order_place(
     """Turns the customer's cart into an order, whoever places it, and starts its fulfilment.
 
     Every rule is checked again (the catalog or the customer may have changed since the item
-    went in); a voucher's use is counted here, under its lock, so its limits hold.
+    went in); a voucher's use is counted here, under its lock, so its limits hold. The
+    account must cover what the order charges once (``_funds_refusal``).
     """
     with transaction.atomic(durable=True):
         cart = cart_lock(cart_id=cart.pk)
@@ -236,6 +241,9 @@ def order_place(
             Voucher.objects.filter(pk=voucher.pk).update(uses=F("uses") + 1)
 
         summary = cart_summary(cart=cart)
+        refusal = _funds_refusal(account=billing_account, due=summary.today)
+        if refusal:
+            raise refusal
         priced = {p.item_id: p for p in summary.items}
         order = ProductOrder.objects.create(
             customer=customer,
@@ -297,6 +305,28 @@ def order_place(
         OrderEvent.objects.create(order=order, actor=placed_by, text=f"Order placed {via}")
         fulfilment.steps_start_on_commit(step_ids=first_steps)
     return order
+
+
+def _funds_refusal(*, account: BillingAccount, due: Decimal) -> CatalogError | None:
+    """Refuses an order whose one-off charges the account cannot cover: what it may spend
+    (its money, plus a postpaid account's credit limit, less what open sessions hold) less
+    what its open orders will still charge. Read under the account's money lock (taken after
+    the cart's and the voucher's, as charging's locks come after catalog's), so a checkout
+    sees every charge and order committed before it, and the next one sees this one."""
+    if due <= 0:
+        return None
+    money_balance_open(billing_account=account)
+    balance = money_balance_lock(billing_account_id=account.pk)
+    pending = one_off_charges_pending(billing_account_id=account.pk)
+    covered = balance.amount + account.credit_limit - balance.reserved - pending
+    if due <= covered:
+        return None
+    can = format_money(max(covered, Decimal(0)), account.currency)
+    return CatalogError(
+        f"This order costs {format_money(due, account.currency)} today; account {account.number} can cover {can}.",
+        code="insufficient_funds",
+        field="billing_account",
+    )
 
 
 def _steps_create(*, order: ProductOrder, item: OrderItem) -> list[FulfilmentStep]:

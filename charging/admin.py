@@ -1,6 +1,8 @@
 """Charging in the call-centre workspace: usage (with replay), the ledger, tariffs."""
 
+from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 
 from charging.models import (
     Bucket,
@@ -15,11 +17,19 @@ from charging.models import (
     TariffRate,
     ThresholdNotice,
     UsageEvent,
+    UsageEventReplay,
 )
-from charging.services import usage_event_replay
+from charging.requests import ChargingError
+from charging.services import bucket_priority_change, bucket_validity_change, usage_event_replay
 from portal.admin.profile_inputs import ProfileInputAdmin
 from portal.admin.read_only import ReadOnlyAdmin, ReadOnlyInline
+from portal.admin.reasons import ReasonForm, with_reason
 from portal.db.profile_epoch import profiles_forget
+
+
+class UsageEventReplayInline(ReadOnlyInline):
+    model = UsageEventReplay
+    fields = ["replayed_at", "actor", "reason", "outcome"]
 
 
 @admin.register(UsageEvent)
@@ -29,14 +39,16 @@ class UsageEventAdmin(admin.ModelAdmin):
     search_fields = ["external_id", "msisdn"]
     date_hierarchy = "received_at"
     readonly_fields = [f.name for f in UsageEvent._meta.fields]
+    inlines = [UsageEventReplayInline]
     actions = ["replay"]
 
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Replay the selected rejected records")
-    def replay(self, request, queryset):
-        results = [usage_event_replay(event=event) for event in queryset.filter(status=UsageEvent.Status.REJECTED)]
+    @with_reason("Replay the selected rejected records", confirm="Replay")
+    def replay(self, request, queryset, reason):
+        rejected = queryset.filter(status=UsageEvent.Status.REJECTED)
+        results = [usage_event_replay(event=event, actor=request.user, reason=reason) for event in rejected]
         accepted = sum(1 for e in results if e.status != UsageEvent.Status.REJECTED)
         self.message_user(request, f"{accepted} of {len(results)} records accepted on replay.", messages.INFO)
 
@@ -49,23 +61,60 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_select_related = ["billing_account", "bucket", "actor"]
 
 
+class ValidityForm(ReasonForm):
+    valid_until = forms.DateTimeField(help_text="The new end of the allowance's validity (local time).")
+    field_order = ["valid_until", "reason"]
+
+
+class PriorityForm(ReasonForm):
+    priority = forms.IntegerField(min_value=0, max_value=32767, help_text="Lower is drawn from first.")
+    field_order = ["priority", "reason"]
+
+
 @admin.register(Bucket)
-class BucketAdmin(ProfileInputAdmin):
-    list_display = ["name", "line", "unit", "remaining", "initial", "valid_until"]
+class BucketAdmin(admin.ModelAdmin):
+    """Allowances are granted by services and change with their ledger: what one is (unit,
+    holder, account, validity, priority) is read-only here, and the validity and priority an
+    agent may change go through the actions, which record the change in the ledger."""
+
+    list_display = ["name", "line", "cost_centre", "unit", "remaining", "initial", "priority", "valid_until"]
     list_filter = ["unit"]
     search_fields = ["line__msisdn", "name"]
-    counter_fields = ["initial", "remaining", "reserved", "in_store"]
-    readonly_fields = counter_fields
-    raw_id_fields = ["line", "definition"]
+    list_select_related = ["line", "cost_centre"]
+    actions = ["change_validity", "change_priority"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in Bucket._meta.fields]
 
     def has_add_permission(self, request):
         return False
 
-    def save_model(self, request, obj, form, change):
-        # Charges move the counters while the form is open: write back only what it edits.
-        editable = [f.name for f in Bucket._meta.concrete_fields if f.name not in [*self.counter_fields, "id"]]
-        obj.save(update_fields=editable)
-        profiles_forget()
+    def has_change_permission(self, request, obj=None):
+        # The page of one bucket is for reading; the actions (no object) need the permission.
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @with_reason("Change the validity", form_class=ValidityForm, confirm="Record in the ledger")
+    def change_validity(self, request, queryset, valid_until, reason):
+        self._change(request, queryset, bucket_validity_change, valid_until=valid_until, reason=reason)
+
+    @with_reason("Change the priority", form_class=PriorityForm, confirm="Record in the ledger")
+    def change_priority(self, request, queryset, priority, reason):
+        self._change(request, queryset, bucket_priority_change, priority=priority, reason=reason)
+
+    change_validity.allowed_permissions = change_priority.allowed_permissions = ("change",)
+
+    def _change(self, request, queryset, service, **changes):
+        try:
+            with transaction.atomic():
+                for bucket in queryset:
+                    service(bucket=bucket, actor=request.user, **changes)
+        except ChargingError as error:
+            self.message_user(request, f"Nothing changed: {error.message}.", messages.ERROR)
+            return
+        self.message_user(request, f"Changed {queryset.count()} allowance(s).", messages.SUCCESS)
 
 
 @admin.register(Tariff)

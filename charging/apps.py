@@ -7,4 +7,4 @@ class ChargingConfig(AppConfig):
 
     def ready(self):
         # Models are ready only now; services queue these tasks by name (``portal.task_queue``).
-        from charging import tasks  # noqa: F401
+        from charging import checks, tasks  # noqa: F401  (checks register themselves)

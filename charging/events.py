@@ -15,7 +15,7 @@ from charging.locks import lock_for
 from charging.models import ChargingRequest, LedgerEntry, Tariff
 from charging.quota import events as quota_events
 from charging.quota import quota_store_enabled
-from charging.quota.log import log_apply
+from charging.quota.log import log_apply_now
 from charging.requests import (
     NETWORK,
     ChargingError,
@@ -66,7 +66,7 @@ def event_charge(
 
 def _event_charge(key, event_id, msisdn, service, units, zone, price, at) -> dict:
     at = at or timezone.now()
-    line = active_line(msisdn)
+    line = active_line(msisdn, service=service)
     ctx = charging_context(line=line, service=service, zone=zone, at=at)
     if price is not None:
         # A content purchase is priced by the item sold, not by a tariff, and no allowance covers it.
@@ -114,7 +114,7 @@ def event_refund(
     charged_key = event_key(source, event_id)
     key = f"refund:{charged_key}"
     if quota_store_enabled():
-        log_apply()  # an event charged in the quota store reaches the database with its log
+        log_apply_now()  # an event charged in the quota store reaches the database with its log
     return answer_once(key, lambda: _event_refund(key, charged_key, event_id, reason, actor, at))
 
 

@@ -7,6 +7,7 @@ charged after commit by ``charge_usage_batch`` tasks of ``CHARGING_BATCH_SIZE`` 
 records whose task was lost are queued again by a periodic sweep (``usage_events_requeue``).
 """
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,11 +16,13 @@ from operator import itemgetter
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from charging.locks import usage_charge_sweep_lock
-from charging.models import UsageEvent
+from charging.models import UsageEvent, UsageQueueBacklog
 from charging.services import usage_event_fields, usage_event_store
 from charging.usage_records import lines_by_msisdn
 from portal.db.rows import rows_insert
@@ -65,7 +68,32 @@ def charging_batch_size() -> int:
     return settings.CHARGING_BATCH_SIZE  # the one default is in the settings
 
 
+CHARGE_USAGE_BATCH = "charging.tasks.charge_usage_batch"
+# What publishing a task raises when the broker cannot be reached (Redis as the broker).
+BROKER_ERRORS = (KombuOperationalError, RedisError, OSError)
+logger = logging.getLogger(__name__)
+
+DEADLOCK_RETRIES = 3
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's error code
+
+
 def usage_batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
+    """Stores a batch of usage records and, after commit, queues the accepted ones for charging.
+
+    Two deliveries of the same records at once, in different orders, can each wait on a record
+    the other inserted first; PostgreSQL ends one of them, and it is stored again from the start
+    (it then finds the other's records stored and answers them as duplicates).
+    """
+    for attempt in range(DEADLOCK_RETRIES):
+        try:
+            return _batch_ingest(payloads=payloads, source=source)
+        except OperationalError as error:
+            if getattr(error.__cause__, "pgcode", None) != DEADLOCK_DETECTED or attempt == DEADLOCK_RETRIES - 1:
+                raise
+    raise AssertionError("the last attempt returns or raises")
+
+
+def _batch_ingest(*, payloads: list[dict], source: str) -> BatchResult:
     """Stores a batch of usage records and, after commit, queues the accepted ones for charging.
 
     A batch of new records, nearly every one, is stored in one insert with no look-up first.
@@ -202,16 +230,19 @@ def _outcome(index: int, payload: dict, event_id: int, event_status: str, errors
 # A charging task can be lost (say, a broker that keeps nothing on disk restarted with tasks
 # queued). Records stored this long ago and still not charged are queued again; a task that
 # was only slow then finds them charged and skips them.
-REQUEUE_AFTER = timedelta(minutes=10)
 SWEEP_CHUNK = 50_000  # records looked at per transaction
 SWEEP_SECONDS = 60  # a sweep stops after about this long; the next one goes on from its mark
 
 
+def requeue_after() -> timedelta:
+    return timedelta(seconds=settings.CHARGING_REQUEUE_AFTER_SECONDS)
+
+
 def usage_events_requeue(
-    *, after: timedelta = REQUEUE_AFTER, chunk: int = SWEEP_CHUNK, now: datetime | None = None
+    *, after: timedelta | None = None, chunk: int = SWEEP_CHUNK, now: datetime | None = None
 ) -> int:
-    """Queues again the records stored more than ``after`` ago and still waiting to be
-    charged; returns how many.
+    """Queues again the records stored more than ``after`` (default ``requeue_after()``) ago
+    and still waiting to be charged; returns how many.
 
     No status is indexed (a charge rewrites a record on its own page, migration 0010), so the
     sweep walks the records by key, in chunks, from a mark below which every record is
@@ -221,7 +252,7 @@ def usage_events_requeue(
     records so that it never passes one still on its way.
     """
     now = now or timezone.now()
-    cutoff = now - after
+    cutoff = now - (after if after is not None else requeue_after())
     started = time.monotonic()
     requeued = 0
     position, waiting_from = None, None
@@ -260,4 +291,21 @@ def _charge_after_commit(event_ids: list[int]) -> None:
 
 
 def _queue_charge(event_ids: list[int]) -> None:
-    task_queue("charging.tasks.charge_usage_batch", event_ids)
+    """Queues a charging task; if the broker is away, the records wait in the backlog (they are
+    stored: the post that stored them still answers what it stored)."""
+    try:
+        task_queue(CHARGE_USAGE_BATCH, event_ids)
+    except BROKER_ERRORS as error:
+        logger.warning("charging task of %d records not queued (%s): kept in the backlog", len(event_ids), error)
+        UsageQueueBacklog.objects.create(event_ids=event_ids)
+
+
+def usage_backlog_queue(*, limit: int = 100) -> int:
+    """Queues the charging tasks the broker could not take before; returns how many records.
+    A task queued twice finds its records charged and skips them."""
+    queued = 0
+    for backlog in UsageQueueBacklog.objects.order_by("pk")[:limit]:
+        task_queue(CHARGE_USAGE_BATCH, backlog.event_ids)  # raises while the broker is still away
+        backlog.delete()
+        queued += len(backlog.event_ids)
+    return queued

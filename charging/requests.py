@@ -11,10 +11,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from charging.models import ChargingRequest
-from charging.units import SERVICE_UNIT, SERVICES, ZONES
-from charging.usage_records import MAX_UNITS, usage_quantity_limits
+from charging.units import MAX_UNITS, SERVICE_UNIT, SERVICES, ZONES, usage_quantity_limits
 from portal.errors import Refusal
-from portal.models import Line
+from portal.models import Line, LineHold
 
 
 class ChargingError(Refusal):
@@ -70,13 +69,26 @@ def event_key(source: str, event_id: str) -> str:
     return f"event:{source}:{event_id}"
 
 
-def active_line(msisdn: str) -> Line:
-    line = Line.objects.select_related("billing_account").filter(msisdn=msisdn).first()
+def active_line(msisdn: str, *, service: str) -> Line:
+    """The line, unless a hold standing on it bars ``service``; read in one query when no hold
+    stands (nearly always)."""
+    line = Line.objects.with_held().select_related("billing_account").filter(msisdn=msisdn).first()
     if line is None:
         raise ChargingError("unknown_line", f"Unknown line {msisdn}.", field="msisdn")
-    if not line.is_active:
-        raise ChargingError("line_inactive", f"Line {msisdn} is {line.status}.", field="msisdn")
+    barring = LineHold.causes_barring(line.standing_hold_causes(), service=service)
+    if barring:
+        raise ChargingError("line_inactive", line_held_message(msisdn, barring), field="msisdn")
     return line
+
+
+def line_held_message(msisdn: str, causes: list[str]) -> str:
+    return f"Line {msisdn} is held: {LineHold.causes_display(causes)}."
+
+
+def line_barred(*, line_id: int, service: str) -> bool:
+    """Whether a hold now bars the line's ``service`` (one placed while a session was open)."""
+    causes = LineHold.objects.standing().filter(line_id=line_id).values_list("cause", flat=True)
+    return bool(LineHold.causes_barring(causes, service=service))
 
 
 def check_service_and_zone(*, service: str, zone: str) -> None:

@@ -6,10 +6,17 @@ from decimal import Decimal
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from charging.models import Bucket, MoneyBalance, NodeLimit, UsageEvent
+from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit, UsageEvent
 from charging.units import format_units
 from portal.models import BillingAccount, Line
 from portal.money import format_money
+
+
+def account_has_money(*, billing_account_id: int) -> bool:
+    """Whether an account holds or held money or allowances: a balance or hold that is not
+    nothing, or any ledger entry."""
+    holds = MoneyBalance.objects.filter(billing_account_id=billing_account_id).exclude(amount=0, reserved=0)
+    return holds.exists() or LedgerEntry.objects.filter(billing_account_id=billing_account_id).exists()
 
 
 def line_buckets(*, line: Line, at: datetime | None = None) -> QuerySet[Bucket]:

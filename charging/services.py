@@ -5,6 +5,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -20,8 +21,8 @@ from charging.batch_charging import (
 )
 from charging.context import LineKey, LinePath, charging_contexts, context_at, lines_with_paths
 from charging.covered_batches import SharedRowsMoved, covered_batch_charge
-from charging.ledger import bucket_entry, ledger_entry_create, ledger_write, money_entry
-from charging.locks import lock_for_batch, money_balance_lock, usage_event_lock
+from charging.ledger import bucket_entry, ledger_entry_create, ledger_write, money_entry, terms_of
+from charging.locks import buckets_lock_by_id, lock_for_batch, money_balance_lock, usage_event_lock
 from charging.models import (
     Bucket,
     BucketDefinition,
@@ -31,14 +32,17 @@ from charging.models import (
     NodeLimit,
     RatePlan,
     UsageEvent,
+    UsageEventReplay,
 )
+from charging.requests import ChargingError
 from charging.settlement import charge_used, locked_save
 from charging.thresholds import thresholds_check
 from charging.usage_records import BatchLine, usage_record_parse
 from enterprise.models import CostCentre
+from portal.audit import audit_record
 from portal.db.profile_epoch import profiles_forget
 from portal.models import BillingAccount, Line
-from portal.money import money
+from portal.money import format_money, money
 from portal.task_queue import task_queue_on_commit
 
 CHARGE_USAGE_EVENT = "charging.tasks.charge_usage_event"
@@ -95,6 +99,7 @@ def bucket_grant(
         reason=reason or f"{name} granted",
         reference=reference,
         actor_id=actor.pk if actor else None,
+        terms=terms_of(bucket),
     )
     ledger_write([grant])
     if line is not None:
@@ -122,6 +127,50 @@ def bucket_grant_from_definition(
         reference=reference,
         actor=actor,
     )
+
+
+def bucket_validity_change(*, bucket: Bucket, valid_until: datetime, reason: str, actor) -> Bucket:
+    """An agent moves the end of an allowance's validity (extends it as a goodwill gesture,
+    or ends it early); the ledger records the new terms with the reason and the agent."""
+    return _bucket_terms_change(bucket=bucket, changes={"valid_until": valid_until}, reason=reason, actor=actor)
+
+
+def bucket_priority_change(*, bucket: Bucket, priority: int, reason: str, actor) -> Bucket:
+    """An agent changes which allowance is drawn from first (lower first); recorded like a
+    change of validity."""
+    if priority < 0:
+        raise ChargingError("invalid_priority", "a priority is a whole number from 0", field="priority")
+    return _bucket_terms_change(bucket=bucket, changes={"priority": priority}, reason=reason, actor=actor)
+
+
+@transaction.atomic
+def _bucket_terms_change(*, bucket: Bucket, changes: dict, reason: str, actor) -> Bucket:
+    if not reason.strip():
+        raise ChargingError("reason_required", "say why the allowance changes", field="reason")
+    bucket = buckets_lock_by_id(bucket_ids={bucket.pk})[bucket.pk]
+    changes = {name: value for name, value in changes.items() if getattr(bucket, name) != value}
+    if not changes:
+        return bucket  # already so: nothing to record
+    before = {name: getattr(bucket, name) for name in changes}
+    for name, value in changes.items():
+        setattr(bucket, name, value)
+    if bucket.valid_until is not None and bucket.valid_until <= bucket.valid_from:
+        raise ChargingError("invalid_validity", "an allowance must end after it starts", field="valid_until")
+    Bucket.objects.filter(pk=bucket.pk).update(**changes)
+    entry = bucket_entry(
+        bucket=bucket,
+        kind=LedgerEntry.Kind.TERMS,
+        units=0,
+        reason=reason,
+        actor_id=actor.pk if actor else None,
+        terms=terms_of(bucket),
+    )
+    ledger_write([entry])
+    audit_record(actor=actor, action="bucket.terms", target=bucket, before=before, after=changes, reason=reason)
+    profiles_forget()  # an allowance's validity and priority are part of its line's profile
+    if bucket.line_id is not None:
+        live.line_changed_on_commit(line_id=bucket.line_id)
+    return bucket
 
 
 @transaction.atomic
@@ -173,13 +222,33 @@ def money_post(
     return entry
 
 
+@transaction.atomic
 def money_adjust(*, billing_account: BillingAccount, amount: Decimal, reason: str, actor) -> LedgerEntry:
     """An agent's credit (positive) or debit (negative) of an account's money, with the reason
-    and the agent in the ledger."""
+    and the agent in the ledger and in the audit trail; no larger either way than
+    ``CHARGING_MAX_ADJUSTMENT``."""
     if not reason.strip():
         raise ValueError("an adjustment needs a reason")
+    most = money(settings.CHARGING_MAX_ADJUSTMENT)
+    if abs(money(amount)) > most:
+        raise ChargingError(
+            "adjustment_too_large",
+            f"one adjustment may move at most {format_money(most, billing_account.currency)}",
+            field="amount",
+        )
     kind = LedgerEntry.Kind.ADJUSTMENT
-    return money_post(billing_account=billing_account, amount=amount, kind=kind, reason=reason, actor=actor)
+    entry = money_post(billing_account=billing_account, amount=amount, kind=kind, reason=reason, actor=actor)
+    # The balance stays locked by money_post until commit, so the one before is exact.
+    after = MoneyBalance.objects.values_list("amount", flat=True).get(pk=entry.money_balance_id)
+    audit_record(
+        actor=actor,
+        action="money.adjust",
+        target=billing_account,
+        before={"balance": after - entry.amount},
+        after={"balance": after},
+        reason=reason,
+    )
+    return entry
 
 
 def usage_event_ingest(*, payload: dict, source: str = "mediation") -> tuple[UsageEvent, bool]:
@@ -356,8 +425,9 @@ def _batch_charge_all_locked(
     thresholds_check(buckets=locked.buckets.values(), limits=locked.limits, at=at)
 
 
-def usage_event_replay(*, event: UsageEvent) -> UsageEvent:
-    """Checks a rejected record again (after its cause was fixed) and charges it if it passes."""
+def usage_event_replay(*, event: UsageEvent, actor, reason: str = "") -> UsageEvent:
+    """Checks a rejected record again (after its cause was fixed) and charges it if it passes.
+    Each replay is kept with who asked for it, why, and what came of it."""
     with transaction.atomic():
         event = usage_event_lock(event_id=event.pk)
         if event.status != UsageEvent.Status.REJECTED:
@@ -367,6 +437,7 @@ def usage_event_replay(*, event: UsageEvent) -> UsageEvent:
             event.reason = _format_errors(errors)
             event.errors = errors
             event.save(update_fields=["reason", "errors"])
+            UsageEventReplay.objects.create(event=event, actor=actor, reason=reason, outcome=event.reason)
             return event
         event.line = record.line
         event.msisdn = record.msisdn
@@ -379,5 +450,6 @@ def usage_event_replay(*, event: UsageEvent) -> UsageEvent:
         event.reason = ""
         event.errors = {}
         event.save()
+        UsageEventReplay.objects.create(event=event, actor=actor, reason=reason, outcome="accepted")
         task_queue_on_commit(CHARGE_USAGE_EVENT, event.pk)
     return event

@@ -1,10 +1,11 @@
 """Celery tasks of the charging app: thin wrappers that load ids and call a service."""
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from charging.models import ThresholdNotice
-from charging.offline import usage_events_requeue
+from charging.offline import usage_backlog_queue, usage_events_requeue
 from charging.online.database import reservations_expire
 from charging.online.store import sessions_expire as quota_sessions_expire
 from charging.quota import quota_store_enabled
@@ -17,8 +18,8 @@ from charging.thresholds import threshold_notice_notify
 RETRY_ON_DATABASE_HICCUPS = {
     "autoretry_for": (OperationalError,),
     "retry_backoff": True,
-    "retry_backoff_max": 30,
-    "max_retries": 5,
+    "retry_backoff_max": settings.CHARGING_TASK_RETRY_MAX_SECONDS,
+    "max_retries": settings.CHARGING_TASK_RETRIES,
     "acks_late": True,
 }
 
@@ -40,6 +41,13 @@ def requeue_uncharged_usage() -> int:
     """Queues again the usage records whose charging task was lost. Beat runs it every few
     minutes; a run that fails leaves its mark where it was, for the next one."""
     return usage_events_requeue()
+
+
+@shared_task(acks_late=True)
+def queue_usage_backlog() -> int:
+    """Queues the charging tasks the broker could not take when their records were stored.
+    Beat runs it every few seconds: the first run once the broker is back drains it."""
+    return usage_backlog_queue()
 
 
 @shared_task(acks_late=True)

@@ -1,5 +1,6 @@
 """Services the network charges for and the integer unit each is counted in."""
 
+from django.conf import settings
 from django.db import models
 
 
@@ -43,6 +44,15 @@ TIMED_SERVICES = frozenset({Service.VOICE.value, Service.VIDEO.value})
 # Read once: an enum's ``values`` builds a new list on every access, and every request checks them.
 SERVICES = frozenset(Service.values)
 ZONES = frozenset(Zone.values)
+
+MAX_UNITS = 2**63 - 1  # the database's bigint: the bound of a service with none of its own
+
+
+def usage_quantity_limits() -> dict[str, int]:
+    """The most one usage record, or one online request, may carry per service, in the
+    service's unit (``CHARGING_MAX_UNITS``)."""
+    return settings.CHARGING_MAX_UNITS
+
 
 _MB = 1024 * 1024
 _GB = 1024 * _MB

@@ -12,25 +12,24 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from charging.units import SERVICE_UNIT, SERVICES, ZONES, Service, Zone
-from portal.models import Line
+from charging.requests import line_held_message
+from charging.units import MAX_UNITS, SERVICE_UNIT, SERVICES, ZONES, Service, Zone, usage_quantity_limits
+from portal.models import Line, LineHold
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-MAX_UNITS = 2**63 - 1  # the database's bigint: the bound of a service with none of its own
 _DIGITS = re.compile(r"[0-9]+")  # ASCII digits alone: int() would take "１２", " 12" and "1_2"
 _HOME = Zone.HOME.value  # a plain string: an enum member's value is looked up on every access
 
 
 class BatchLine(NamedTuple):
-    """What a record of a batch needs of its line: its key and status (plain values, as a
-    batch reads thousands)."""
+    """What a record of a batch needs of its line: its key and the causes of the holds standing
+    on it (plain values, as a batch reads thousands)."""
 
     pk: int
-    status: str
+    hold_causes: tuple[str, ...] = ()
 
-    @property
-    def is_active(self) -> bool:
-        return self.status == Line.Status.ACTIVE
+    def standing_hold_causes(self) -> list[str]:
+        return list(self.hold_causes)
 
 
 class UsageRecord(NamedTuple):  # immutable, and cheap to make: a batch parses thousands
@@ -111,11 +110,11 @@ def usage_record_parse(
     if not isinstance(msisdn, str) or not msisdn:
         errors["msisdn"] = "Required: the line's MSISDN."
     else:
-        line = lines.get(msisdn) if lines is not None else Line.objects.filter(msisdn=msisdn).first()
+        line = lines.get(msisdn) if lines is not None else Line.objects.with_held().filter(msisdn=msisdn).first()
         if line is None:
             errors["msisdn"] = f"Unknown line {msisdn}."
-        elif not line.is_active:
-            errors["msisdn"] = f"Line {msisdn} is {line.status}."
+        elif barring := LineHold.causes_barring(line.standing_hold_causes(), service=service):
+            errors["msisdn"] = line_held_message(msisdn, barring)
 
     if errors:
         return None, errors
@@ -132,12 +131,6 @@ def usage_record_parse(
         ),
         {},
     )
-
-
-def usage_quantity_limits() -> dict[str, int]:
-    """The most one usage record (or one online request) may carry, per service, in the
-    service's unit (``CHARGING_MAX_UNITS``)."""
-    return settings.CHARGING_MAX_UNITS
 
 
 def usage_max_age() -> timedelta:
@@ -163,7 +156,10 @@ def _shown(value) -> str:
 
 
 def lines_by_msisdn(payloads: list[dict]) -> dict[str, BatchLine]:
-    """The lines a batch of records names, in one query."""
+    """The lines a batch of records names, in one query (and one more for the causes of any
+    held)."""
     msisdns = {p.get("msisdn") for p in payloads if isinstance(p.get("msisdn"), str)}
-    rows = Line.objects.filter(msisdn__any=msisdns).order_by().values_list("msisdn", "pk", "status")
-    return {msisdn: BatchLine(pk, status) for msisdn, pk, status in rows}
+    rows = list(Line.objects.with_held().filter(msisdn__any=msisdns).order_by().values_list("msisdn", "pk", "held"))
+    held = [pk for _, pk, is_held in rows if is_held]
+    causes = LineHold.objects.standing().filter(line_id__any=held).causes_by_line() if held else {}
+    return {msisdn: BatchLine(pk, tuple(causes.get(pk, ()))) for msisdn, pk, _ in rows}

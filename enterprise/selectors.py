@@ -1,8 +1,11 @@
-"""Reads of the cost-centre tree."""
+"""Reads of the cost-centre tree, and who may see which line (every role, in one place)."""
 
-from django.db.models import Count, F, Q, QuerySet
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
-from enterprise.models import Company, CostCentre
+from enterprise.models import Company, CostCentre, ManagerAssignment
+from portal.models import Customer, Line
+from portal.selectors import agent_sees_every_line, lines_owned_by
 
 
 def company_root(*, company: Company) -> CostCentre:
@@ -53,3 +56,85 @@ def cost_centres_managed_by(*, user) -> QuerySet[CostCentre]:
         )
         .order_by("company__name", "lft")
     )
+
+
+def managed_node_ids(*, user) -> list[int]:
+    """The nodes assigned to a manager (each stands for its whole subtree)."""
+    return list(ManagerAssignment.objects.filter(user=user).order_by("node_id").values_list("node_id", flat=True))
+
+
+def lines_managed_by(*, user) -> QuerySet[Line]:
+    """The lines a telecom manager sees: those whose device node lies in a subtree assigned
+    to them (the node itself or below it), whoever holds the company's login."""
+    above = ManagerAssignment.objects.filter(
+        user=user,
+        node__tree_id=OuterRef("cost_centre__tree_id"),
+        node__lft__lte=OuterRef("cost_centre__lft"),
+        node__rght__gte=OuterRef("cost_centre__rght"),
+    )
+    return Line.objects.filter(Exists(above))
+
+
+def lines_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Line]:
+    """Every line a user may open or watch, whatever their role: an agent every line their
+    group allows, a consumer their own, a manager those below their assigned nodes. Another
+    line is as good as one that does not exist (404)."""
+    if not user.is_authenticated:
+        return Line.objects.none()
+    if agent_sees_every_line(user=user):
+        return Line.objects.all()
+    own = Q(pk__in=lines_owned_by(user=user).order_by().values("pk"))
+    return Line.objects.filter(own | Q(pk__in=lines_managed_by(user=user).values("pk")))
+
+
+# --- Who may be given access ------------------------------------------------------------------
+
+
+def customer_login_refusal(*, customer: Customer, user) -> str | None:
+    """Why ``user`` may not become ``customer``'s login (who sees all its accounts), or None.
+    Only a login tied to nothing else may: not an agent, not another customer's login, not a
+    manager of another company's nodes (a company's login may already manage its own)."""
+    if user.is_staff:
+        return f"{user} is call-centre staff: agents see customers through their group, not as their login."
+    other = Customer.objects.filter(user=user).exclude(pk=customer.pk).first()
+    if other is not None:
+        return f"{user} is already the login of {other}: one login per customer."
+    managed = ManagerAssignment.objects.filter(user=user).select_related("node__company")
+    if customer.kind == Customer.Kind.COMPANY:
+        managed = managed.exclude(node__company__customer_id=customer.pk)
+    elsewhere = managed.first()
+    if elsewhere is not None:
+        return f"{user} manages {elsewhere.node} of {elsewhere.node.company}: a login of its own is needed."
+    return None
+
+
+def manager_assignment_refusal(*, user, node: CostCentre, assignment_id: int | None = None) -> str | None:
+    """Why ``user`` may not be given ``node`` (and every line below it), or None. The company's
+    own login may manage any of its nodes; a login tied to nothing may be made a sub-manager;
+    a consumer (a person customer's login) only a node below the root of a company they work
+    for (their account pays for one of its devices, or they manage part of it already); no
+    login tied to another company, and no agent."""
+    company = node.company
+    if user.is_staff:
+        return f"{user} is call-centre staff: agents see lines through their group, not as managers."
+    owned = list(Customer.objects.filter(user=user))
+    if any(c.pk == company.customer_id for c in owned):
+        return None
+    others = ManagerAssignment.objects.filter(user=user).exclude(pk=assignment_id)
+    other_company = next((c for c in owned if c.kind == Customer.Kind.COMPANY), None)
+    if other_company is None:
+        elsewhere = others.exclude(node__company=company).select_related("node__company").first()
+        other_company = elsewhere.node.company if elsewhere is not None else None
+    if other_company is not None:
+        return f"{user} belongs to {other_company}: they cannot manage part of {company}."
+    if not owned:
+        return None  # a login made for a sub-manager
+    if node.parent_id is None:
+        return f"{user} is a consumer's login: they cannot be given all of {company}."
+    works_here = (
+        others.filter(node__company=company).exists()
+        or CostCentre.objects.filter(company=company, personal_account__customer__in=owned).exists()
+    )
+    if not works_here:
+        return f"{user} is a consumer's login with nothing to do with {company}."
+    return None

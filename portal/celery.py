@@ -5,6 +5,7 @@ import os
 from celery import Celery, signals
 from django.db import close_old_connections
 
+from portal.counters import USAGE_RECORDS_CHARGED, counter_add
 from portal.heap import startup_heap_tune
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -29,3 +30,12 @@ def _close_old_connections(task=None, **kwargs) -> None:
     if task is not None and task.request.is_eager:
         return
     close_old_connections()
+
+
+@signals.task_success.connect
+def _count_usage_charged(sender=None, result=None, **kwargs) -> None:
+    """Usage records charged, for the operators' metrics: one count for every worker."""
+    if sender.name == "charging.tasks.charge_usage_batch" and result:
+        counter_add(name=USAGE_RECORDS_CHARGED, by=result)
+    elif sender.name == "charging.tasks.charge_usage_event" and result == "charged":
+        counter_add(name=USAGE_RECORDS_CHARGED)

@@ -4,10 +4,15 @@ A customer (a person or a company) has billing accounts; a billing account has l
 or device with an MSISDN). The Django user who owns a customer is the one who sees it.
 """
 
+from collections import defaultdict
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.utils import timezone
 
 from portal.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
@@ -89,19 +94,32 @@ class BillingAccount(models.Model):
         return f"{self.number} ({self.get_kind_display()})"
 
 
-class Line(models.Model):
-    """A subscription line: a SIM or device, known to the network by its MSISDN."""
+class LineQuerySet(models.QuerySet):
+    def with_held(self) -> "LineQuerySet":
+        """Each line with ``held``, whether any hold stands on it, read by the same query: the
+        engine's way, as nearly every line it charges is held by nothing."""
+        return self.annotate(held=models.Exists(LineHold.objects.standing().filter(line=models.OuterRef("pk"))))
 
-    class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        SUSPENDED = "suspended", "Suspended"
-        TERMINATED = "terminated", "Terminated"
+    def with_standing_holds(self) -> "LineQuerySet":
+        """Each line with its standing holds, read in one more query for all of them."""
+        standing = models.Prefetch("holds", queryset=LineHold.objects.standing(), to_attr="standing_holds")
+        return self.prefetch_related(standing)
+
+    def active(self) -> "LineQuerySet":
+        """Lines no hold stands on."""
+        return self.exclude(models.Exists(LineHold.objects.standing().filter(line=models.OuterRef("pk"))))
+
+
+class Line(models.Model):
+    """A subscription line: a SIM or device, known to the network by its MSISDN. What stops it
+    being used is the set of holds standing on it (``LineHold``)."""
 
     billing_account = models.ForeignKey(BillingAccount, on_delete=models.PROTECT, related_name="lines")
     msisdn = models.CharField("MSISDN", max_length=20, unique=True)
     device_label = models.CharField(max_length=100, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = LineQuerySet.as_manager()
 
     class Meta:
         ordering = ["msisdn"]
@@ -111,7 +129,100 @@ class Line(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.status == self.Status.ACTIVE
+        """No hold stands on the line."""
+        return not self.standing_hold_causes()
+
+    def standing_hold_causes(self) -> list[str]:
+        """The causes of the holds standing on the line, in a fixed order. No query when the
+        line was read ``with_standing_holds()``, or ``with_held()`` and is held by nothing."""
+        if hasattr(self, "standing_holds"):
+            return sorted(hold.cause for hold in self.standing_holds)
+        if getattr(self, "held", None) is False:
+            return []
+        return list(self.holds.standing().order_by("cause").values_list("cause", flat=True))
+
+    def holds_display(self) -> str:
+        """The line's state as people read it: active, terminated or what holds it."""
+        causes = self.standing_hold_causes()
+        if not causes:
+            return "Active"
+        if LineHold.Cause.TERMINATED in causes:
+            return "Terminated"
+        return f"On hold: {LineHold.causes_display(causes)}"
+
+
+class LineHoldQuerySet(models.QuerySet):
+    def standing(self) -> "LineHoldQuerySet":
+        return self.filter(lifted_at__isnull=True)
+
+    def causes_by_line(self) -> dict[int, list[str]]:
+        """The holds' causes by line id, each line's in a fixed order."""
+        causes: dict[int, list[str]] = defaultdict(list)
+        for line_id, cause in self.order_by("line_id", "cause").values_list("line_id", "cause"):
+            causes[line_id].append(cause)
+        return causes
+
+
+class LineHold(models.Model):
+    """Something that stops a line being used, with its cause and who placed it. Only the same
+    cause lifts it (``portal.services.line_hold_lift``); a terminated line stays terminated."""
+
+    class Cause(models.TextChoices):
+        LOST_OR_STOLEN = "lost_or_stolen", "Lost or stolen"
+        NON_PAYMENT = "non_payment", "Non-payment"
+        AGENT_BAR = "agent_bar", "Agent bar"
+        COMPANY_BAR = "company_bar", "Company bar"
+        TERMINATED = "terminated", "Terminated"
+
+    line = models.ForeignKey(Line, on_delete=models.CASCADE, related_name="holds")
+    cause = models.CharField(max_length=16, choices=Cause.choices)
+    reason = models.CharField(max_length=200)
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    placed_at = models.DateTimeField(default=timezone.now)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    lifted_at = models.DateTimeField(null=True, blank=True, help_text="Empty while the hold stands.")
+    lifted_reason = models.CharField(max_length=200, blank=True)
+
+    objects = LineHoldQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-placed_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["line", "cause"],
+                condition=models.Q(lifted_at__isnull=True),
+                name="one_standing_hold_per_line_and_cause",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(cause="terminated") | models.Q(lifted_at__isnull=True),
+                name="terminated_hold_never_lifted",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_cause_display()} on {self.line_id}"
+
+    @property
+    def is_standing(self) -> bool:
+        return self.lifted_at is None
+
+    @classmethod
+    def causes_display(cls, causes: Iterable[str]) -> str:
+        """e.g. ``lost or stolen, non-payment``."""
+        return ", ".join(cls.Cause(cause).label.lower() for cause in causes)
+
+    @classmethod
+    def causes_barring(cls, causes: Iterable[str], *, service: str) -> list[str]:
+        """The causes among ``causes`` that bar ``service``: all, except that a non-payment hold
+        lets the services in ``ACCOUNTS_NON_PAYMENT_ALLOWED_SERVICES`` through (none by default).
+        Usage carries its service but not the number called, so free numbers such as customer
+        care can only be left open as a whole service."""
+        allowed = getattr(settings, "ACCOUNTS_NON_PAYMENT_ALLOWED_SERVICES", ())
+        return [cause for cause in causes if not (cause == cls.Cause.NON_PAYMENT and service in allowed)]
 
 
 class Notification(models.Model):
@@ -144,3 +255,34 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+class AuditEntry(models.Model):
+    """One change a person (or the system, with no actor) made to what a customer can use or
+    see: written by the service that made it, in the same transaction, and never changed."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    action = models.CharField(max_length=64, help_text="e.g. money.adjust, line_hold.place")
+    target_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    target_id = models.CharField(max_length=64)
+    target = GenericForeignKey("target_type", "target_id")
+    target_label = models.CharField(max_length=200, help_text="What the target was called at the time.")
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["target_type", "target_id", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_label}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("an audit entry is never changed")
+        super().save(*args, **kwargs)

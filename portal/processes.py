@@ -38,7 +38,9 @@ class CeleryWorker(subprocess.Popen):
 def celery_worker(*, queue: str, env: dict[str, str] | None = None) -> Iterator[CeleryWorker]:
     """A real Celery worker process (one task at a time) on ``queue``, against this process's
     database and broker, with ``env`` added to its environment; stopped on leaving."""
-    env = {**os.environ, **database_env(), "CELERY_QUEUE": queue, **(env or {})}
+    # A worker keeps its connection, whatever an ASGI server in this process set for itself.
+    inherited = {name: value for name, value in os.environ.items() if name != "DJANGO_CONN_MAX_AGE"}
+    env = {**inherited, **database_env(), "CELERY_QUEUE": queue, **(env or {})}
     node_name = f"{queue}-{uuid.uuid4().hex[:8]}@localhost"
     worker = CeleryWorker(  # noqa: S603  (this interpreter, fixed arguments)
         [

@@ -8,9 +8,11 @@ PostgreSQL; ``REDIS_URL`` switches the Celery broker, the channel layer and the 
 import os
 import secrets
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,22 +34,48 @@ load_env_file(BASE_DIR / ".env")
 
 
 def env_bool(name: str, default: bool) -> bool:
+    """A yes/no variable; unset or empty, the default."""
     value = os.environ.get(name)
-    if value is None:
+    if value is None or not value.strip():
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or ""
-if not SECRET_KEY:
+# Off unless asked for: a 500 must never show the debug page to a stranger. ``make run`` asks
+# for it (the local demo); everything else runs as production would.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# The placeholder an earlier .env.example shipped: a key anyone can read is no key.
+PUBLISHED_SECRET_KEYS = {"change-me-to-a-long-random-string"}
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "").strip()
+if not SECRET_KEY or SECRET_KEY in PUBLISHED_SECRET_KEYS:
     if not DEBUG:
-        raise RuntimeError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set to a long random value when DJANGO_DEBUG is off, e.g. the output of "
+            "python -c 'import secrets; print(secrets.token_urlsafe(64))'"
+        )
     # A fresh random key per process: sessions do not survive a restart, which is fine locally.
     SECRET_KEY = secrets.token_urlsafe(50)
 
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+# --- HTTPS: on unless DEBUG, each overridable where a deployment needs it ----------------------
+# Cookies go over HTTPS only, and browsers are told to use nothing else for a year (HSTS),
+# subdomains included and fit for the preload list; try a first deployment with a small
+# DJANGO_SECURE_HSTS_SECONDS, since a browser remembers the header that long.
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS") or (0 if DEBUG else 31536000))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", not DEBUG)
+# Plain HTTP is redirected to HTTPS. The server speaks plain HTTP behind a proxy that ends TLS
+# and says which scheme the client used in X-Forwarded-Proto (the proxy must set that header,
+# never pass a client's on); turn it off where nothing stands in front of the server.
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
+BEHIND_PROXY = env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
+# Probes and scrapers ask the process itself, over plain HTTP (see the README, "Operating it").
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^ready/$", r"^metrics$"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -67,9 +95,11 @@ INSTALLED_APPS = [
     "enterprise",
     "charging",
     "catalog",
+    "axes",
 ]
 
 MIDDLEWARE = [
+    "portal.operations.metrics.requests_counted",  # first: it counts every answer, redirects too
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -79,6 +109,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for too many failures into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -103,7 +135,10 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Workers and commands keep a connection for a minute; the ASGI server closes its own at
+    # the end of each request (portal/asgi.py), as Django advises under ASGI.
+    CONN_MAX_AGE = int(os.environ.get("DJANGO_CONN_MAX_AGE", "60"))
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)}
 else:
     DATABASES = {
         "default": {
@@ -144,6 +179,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# A task whose worker process was killed goes back on the queue at once (it is acknowledged
+# only when done); one whose whole worker vanished is delivered again after the visibility
+# timeout, which must be longer than any task runs (CELERY_TASK_TIME_LIMIT).
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300"))}
 # Celery's Django fixup closes every database connection around each task unless this is set,
 # so each charging task would connect anew to a cold backend. Workers keep theirs instead, and
 # close one by Django's own rules (broken, or older than CONN_MAX_AGE): see portal.celery.
@@ -165,6 +205,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 300.0,
         "options": {"expires": 290},
     },
+    # Charging tasks the broker could not take (it was away) are queued once it answers again.
+    "charging-queue-usage-backlog": {
+        "task": "charging.tasks.queue_usage_backlog",
+        "schedule": 10.0,
+        "options": {"expires": 9},
+    },
     # The quota store's log reaches the ledger within about a second (when the store is on).
     "charging-apply-quota-log": {
         "task": "charging.tasks.apply_quota_log",
@@ -173,6 +219,13 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 
+# --- Accounts ----------------------------------------------------------------------------------
+# Services a line held for non-payment alone may still use (comma-separated, e.g. "voice"):
+# the engine knows services, not called numbers, so this is how customer care stays reachable.
+ACCOUNTS_NON_PAYMENT_ALLOWED_SERVICES = frozenset(
+    name.strip() for name in os.environ.get("ACCOUNTS_NON_PAYMENT_ALLOWED_SERVICES", "").split(",") if name.strip()
+)
+
 # --- Charging ----------------------------------------------------------------------------------
 # Offline usage records charged per transaction: larger batches lock and write each shared
 # counter once for more records, at the price of longer transactions (a batch holds its lines'
@@ -180,6 +233,13 @@ CELERY_BEAT_SCHEDULE: dict = {
 # bench, where a batch of 2,000 lines touches nearly every cost centre, 4,000 sustained about
 # 14% more records per second than 2,000, and 6,000 or 8,000 no more than 4,000.
 CHARGING_BATCH_SIZE = int(os.environ.get("CHARGING_BATCH_SIZE", "4000"))
+# A charging task that meets a database outage tries again with a backoff doubling up to
+# CHARGING_TASK_RETRY_MAX_SECONDS, this many times: the default rides out about ten minutes.
+CHARGING_TASK_RETRIES = int(os.environ.get("CHARGING_TASK_RETRIES", "12"))
+CHARGING_TASK_RETRY_MAX_SECONDS = int(os.environ.get("CHARGING_TASK_RETRY_MAX_SECONDS", "60"))
+# Records stored this long ago and still uncharged (their task was lost) are queued again by
+# the sweep (beat's requeue_uncharged_usage, or manage.py usage_requeue).
+CHARGING_REQUEUE_AFTER_SECONDS = int(os.environ.get("CHARGING_REQUEUE_AFTER_SECONDS", "600"))
 # How long an online grant is held before a silent session's units are released.
 CHARGING_GRANT_VALIDITY_SECONDS = int(os.environ.get("CHARGING_GRANT_VALIDITY_SECONDS", "300"))
 # Online sessions granted out of slices held in Redis, with a log applied to the database
@@ -192,6 +252,23 @@ CHARGING_QUOTA_SHARE = float(os.environ.get("CHARGING_QUOTA_SHARE", "0.25"))
 CHARGING_QUOTA_PREFIX = os.environ.get("CHARGING_QUOTA_PREFIX", "quota")
 # How long the store keeps answers (for repeats) and ended sessions (for late reports).
 CHARGING_QUOTA_KEEP_SECONDS = int(os.environ.get("CHARGING_QUOTA_KEEP_SECONDS", "900"))
+# The store's log is applied once Redis has it on disk (its append-only file); a Redis that
+# keeps none is refused, unless it is a throw-away one (tests, benchmarks) said so here.
+CHARGING_QUOTA_VOLATILE_REDIS = env_bool("CHARGING_QUOTA_VOLATILE_REDIS", False)
+# The most one agent adjustment may credit or debit, in the account's currency (a decimal);
+# larger corrections need several reasoned adjustments, or the approval of a later workflow.
+CHARGING_MAX_ADJUSTMENT = os.environ.get("CHARGING_MAX_ADJUSTMENT", "500")
+
+# --- Operations: /health/, /ready/, /metrics (README, "Operating it") ---------------------------
+# Set, /ready/ and /metrics answer only requests that carry it (Authorization: Bearer <token>);
+# unset, only the loopback address asking directly.
+OPERATIONS_TOKEN = os.environ.get("OPERATIONS_TOKEN", "")
+# How long readiness waits for a Celery worker's answer (the first answer ends the wait).
+READY_WORKER_PING_SECONDS = float(os.environ.get("READY_WORKER_PING_SECONDS") or 1.0)
+# Past this many quota store log entries not yet applied, the process is not ready: the
+# follower or beat that applies them has stopped or fallen far behind (an applier does about
+# ten thousand a second).
+READY_QUOTA_LOG_LAG_MAX = int(os.environ.get("READY_QUOTA_LOG_LAG_MAX") or 100_000)
 
 # The most one usage record, or one online request (units asked for, used, or charged as an
 # event), may carry, per service in its unit: past it a record is kept as rejected and a
@@ -216,8 +293,24 @@ CHARGING_MAX_RECORD_AGE_DAYS = int(os.environ.get("CHARGING_MAX_RECORD_AGE_DAYS"
 
 # --- Auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed logins are throttled (django-axes) on every login form, the portal's and the admin's:
+# after LOGIN_FAILURE_LIMIT failures for one username, or from one address, that username or
+# address is refused, right password or not, for LOGIN_LOCKOUT_MINUTES (each further try
+# starts the wait again) or until an agent unlocks it (README, "Operating it").
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT") or 5)
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES") or 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "selfcare:dashboard"
 LOGOUT_REDIRECT_URL = "login"
@@ -268,6 +361,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": os.environ.get("CELERY_LOG_LEVEL", "WARNING")},
+        # Failed logins and lockouts are warnings; its banner and each good login are not news.
+        "axes": {"level": os.environ.get("AXES_LOG_LEVEL", "WARNING")},
     },
 }
 

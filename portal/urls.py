@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from portal.operations import views as operations
 from portal.selfcare import views
 
 selfcare_patterns = (
@@ -25,4 +26,7 @@ urlpatterns = [
     path("shop/", include("catalog.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("health/", operations.health, name="health"),
+    path("ready/", operations.ready, name="ready"),
+    path("metrics", operations.metrics, name="metrics"),
 ]

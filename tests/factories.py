@@ -7,7 +7,8 @@ import factory
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from charging.models import Tariff
+from charging.ledger import terms_of
+from charging.models import Bucket, LedgerEntry, Tariff
 from charging.services import bucket_grant, money_balance_open
 from charging.units import Service, Unit
 from portal.models import BillingAccount, ContactPreferences, Customer, Line
@@ -81,3 +82,12 @@ def default_data_tariff() -> Tariff:
 
 def funded_account(line: Line):
     return money_balance_open(billing_account=line.billing_account)
+
+
+def allowances_valid_from(buckets, valid_from) -> None:
+    """Makes allowances valid from an earlier time, as if granted so: each bucket and the
+    grant that says what it is (the ledger check proves their validity)."""
+    for bucket in Bucket.objects.filter(pk__in=[getattr(b, "pk", b) for b in buckets]):
+        bucket.valid_from = valid_from
+        bucket.save(update_fields=["valid_from"])
+        LedgerEntry.objects.filter(bucket=bucket, kind=LedgerEntry.Kind.GRANT).update(terms=terms_of(bucket))

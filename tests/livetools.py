@@ -1,6 +1,9 @@
 """Real processes and servers for the integration and browser tests."""
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -8,6 +11,8 @@ from contextlib import contextmanager
 
 import uvicorn
 from django.test import Client
+
+from portal.processes import database_env
 
 
 def free_port() -> int:
@@ -44,3 +49,28 @@ def websocket_headers(user=None) -> list[tuple[bytes, bytes]]:
         client.force_login(user)
         headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
     return headers
+
+
+@contextmanager
+def asgi_server_process(*, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Serves the portal from a uvicorn process of its own, on this process's database, as
+    it runs in production; yields its URL."""
+    port = free_port()
+    server = subprocess.Popen(  # noqa: S603  (this interpreter, fixed arguments)
+        [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--port", str(port), "--log-level", "warning"],
+        env={**os.environ, **database_env(), **(env or {})},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the server process did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

@@ -13,8 +13,7 @@ from charging.api.network import NetworkView, source_of
 from charging.models import NetworkCredential, UsageEvent
 from charging.offline import RecordStatus, usage_batch_ingest
 from charging.services import usage_event_ingest
-from charging.units import Service, Unit, Zone
-from charging.usage_records import usage_quantity_limits
+from charging.units import Service, Unit, Zone, usage_quantity_limits
 from portal.api.errors import ErrorSerializer
 from portal.errors import error_body
 

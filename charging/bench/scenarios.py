@@ -4,6 +4,7 @@ sessions from many processes, offline batches, and the checks that nothing was o
 
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -105,10 +106,16 @@ class LogApplier:
         self._process.start()
         return self
 
+    def kill(self) -> None:
+        """Kills the applier at once (SIGKILL), as a crash would; leaving then applies the rest here."""
+        os.kill(self._process.pid, signal.SIGKILL)
+        self._process.join(timeout=10)
+
     def __exit__(self, *exc):
         started = time.perf_counter()
         self.backlog = store.client().xlen(store.log_key())
-        self._stop.set()
+        if self._process.is_alive():  # (a killed one may have died holding the stop event's lock)
+            self._stop.set()
         self._process.join(timeout=120)
         log_apply()
         self.catch_up_seconds = time.perf_counter() - started
@@ -157,7 +164,7 @@ def offline_run(*, company: PooledCompany, count: int, batch: int, workers: int,
     Redis as the broker), else by the tasks run in this process after each post."""
     records = offline_records(company=company, count=count, prefix=prefix, quantity=MB)
     warm_up = offline_records(company=company, count=10, prefix="warm-up", quantity=MB)
-    with _charging_workers(workers if settings.REDIS_URL else 0) as started:
+    with charging_workers(workers if settings.REDIS_URL else 0) as started:
         # Every worker started (none still loading while the clock runs), and the charging path
         # warm once these are charged.
         celery_workers_wait(started)
@@ -181,7 +188,7 @@ def _post(records: list[dict], *, batch: int) -> list[int]:
 
 
 @contextmanager
-def _charging_workers(count: int) -> Iterator[list]:
+def charging_workers(count: int) -> Iterator[list]:
     """``count`` Celery worker processes on a queue of this run's own (none: tasks run here)."""
     previous = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
     celery_app.conf.task_always_eager = count == 0
@@ -189,6 +196,7 @@ def _charging_workers(count: int) -> Iterator[list]:
     env = {
         "CHARGING_QUOTA_STORE": "1" if quota_store_enabled() else "0",
         "CHARGING_QUOTA_PREFIX": settings.CHARGING_QUOTA_PREFIX,
+        "CHARGING_QUOTA_VOLATILE_REDIS": "1" if settings.CHARGING_QUOTA_VOLATILE_REDIS else "0",
     }
     try:
         with ExitStack() as stack:

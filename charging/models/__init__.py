@@ -13,11 +13,14 @@ from charging.models.usage import (
     ChargingRequest,
     ChargingSession,
     QuotaLogPosition,
+    QuotaLogSetAside,
     Reservation,
     ReservationHold,
     ThresholdNotice,
     UsageChargeSweep,
     UsageEvent,
+    UsageEventReplay,
+    UsageQueueBacklog,
 )
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "NetworkCredential",
     "NodeLimit",
     "QuotaLogPosition",
+    "QuotaLogSetAside",
     "RatePlan",
     "Reservation",
     "ReservationHold",
@@ -40,4 +44,6 @@ __all__ = [
     "ThresholdNotice",
     "UsageChargeSweep",
     "UsageEvent",
+    "UsageQueueBacklog",
+    "UsageEventReplay",
 ]

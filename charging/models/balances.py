@@ -116,6 +116,7 @@ class LedgerEntry(models.Model):
         RECURRING = "recurring", "Recurring charge"
         ONE_OFF = "one_off", "One-off charge"
         EXPIRY = "expiry", "Expiry"
+        TERMS = "terms", "Allowance terms changed"
 
     # Indexed with the time (Meta.indexes): an account's ledger is read newest first.
     billing_account = models.ForeignKey(
@@ -133,6 +134,12 @@ class LedgerEntry(models.Model):
     reason = models.CharField(max_length=255, blank=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    terms = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="An allowance's grant and every later change of what it is: its unit, holder, validity "
+        "and priority from this entry on (``charging.ledger.bucket_terms``).",
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -1,6 +1,7 @@
 """Usage as it arrives and is charged: records, online sessions with their reservations,
 request answers kept for repeats, threshold notices, and the positions of background work."""
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -70,6 +71,22 @@ class UsageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}:{self.external_id}"
+
+
+class UsageEventReplay(models.Model):
+    """An agent's replay of a rejected usage record: who asked, why, and what came of it."""
+
+    event = models.ForeignKey(UsageEvent, on_delete=models.PROTECT, related_name="replays")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    replayed_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=200, blank=True)
+    outcome = models.TextField(help_text="'accepted' (queued to be charged), or why it was rejected again.")
+
+    class Meta:
+        ordering = ["-replayed_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.event} replayed by {self.actor}"
 
 
 class ChargingSession(models.Model):
@@ -215,3 +232,28 @@ class UsageChargeSweep(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} below {self.below_id}"
+
+
+class UsageQueueBacklog(models.Model):
+    """Stored usage records whose charging task could not be queued (the broker was away):
+    queued again as soon as it answers (``charging.offline.usage_backlog_queue``)."""
+
+    event_ids = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{len(self.event_ids)} records waiting since {self.created_at:%H:%M:%S}"
+
+
+class QuotaLogSetAside(models.Model):
+    """A quota-store log entry the database could not apply (it no longer agrees with the
+    store, as after Redis lost writes in a crash): kept with the error, so the log goes on
+    (``manage.py quota_store recover`` and the README's runbook)."""
+
+    entry_id = models.CharField(max_length=40, unique=True)
+    entry = models.JSONField()
+    error = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"log entry {self.entry_id}: {self.error[:60]}"

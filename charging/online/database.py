@@ -16,7 +16,15 @@ from charging.grants import GrantPlan, HoldPlan, plan_grant
 from charging.locks import Locked, charging_session_lock, charging_session_lock_by_pk, lock_for, session_handover_lock
 from charging.models import ChargingSession, Reservation, ReservationHold
 from charging.quota import quota_store_enabled
-from charging.requests import ChargingError, active_line, answer_once, answer_remember, check_most, grant_validity
+from charging.requests import (
+    ChargingError,
+    active_line,
+    answer_once,
+    answer_remember,
+    check_most,
+    grant_validity,
+    line_barred,
+)
 from charging.settlement import Settled, after_settlement, charge_used, locked_save, settle
 
 
@@ -50,7 +58,10 @@ def session_adopt(
         )
         ctx = charging_context(line=session.line, service=service, zone=zone, at=at, session_id=session.pk)
         locked = lock_for(ctx=ctx)
-        plan = plan_grant(ctx=ctx, locked=locked, requested=requested, session_used=used_in_all)
+        if requested and line_barred(line_id=line_id, service=service):
+            plan = GrantPlan(requested=requested, final_unit_action="terminate")  # held since it started: no more
+        else:
+            plan = plan_grant(ctx=ctx, locked=locked, requested=requested, session_used=used_in_all)
         _hold(session=session, plan=plan, locked=locked, at=at)
         locked_save(locked)
         settled = Settled(units=used_now, from_allowances=used_now)
@@ -62,7 +73,7 @@ def session_adopt(
 
 def _session_start(key, source, session_id, msisdn, service, zone, requested, at) -> dict:
     at = at or timezone.now()
-    line = active_line(msisdn)
+    line = active_line(msisdn, service=service)
     # The new row is this transaction's until it commits: a twin start waits on its unique key.
     session = ChargingSession.objects.create(
         source=source, session_id=session_id, line=line, service=service, zone=zone, opened_at=at, updated_at=at
@@ -127,7 +138,9 @@ def _session_continue(key, source, session_id, request_number, used, requested, 
         reservation.status = Reservation.Status.SETTLED
         reservation.save(update_fields=["status"])
     plan = GrantPlan(requested=0)
-    if requested:
+    if requested and line_barred(line_id=session.line_id, service=session.service):
+        plan = GrantPlan(requested=requested, final_unit_action="terminate")  # held since it started: no more
+    elif requested:
         plan = plan_grant(ctx=ctx, locked=locked, requested=requested, session_used=session.used_units + used)
         _hold(session=session, plan=plan, locked=locked, at=at)
     locked_save(locked)

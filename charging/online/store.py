@@ -17,7 +17,7 @@ from django.utils import timezone
 from charging.locks import session_handover_lock
 from charging.online import database
 from charging.quota import store
-from charging.quota.log import log_apply
+from charging.quota.log import log_apply_now
 from charging.quota.profiles import Mode, Profile, line_profile
 from charging.quota.slices import short_refill
 from charging.quota.store import ROUNDS, keep_seconds
@@ -57,7 +57,7 @@ def session_start(*, key, source, session_id, msisdn, service, zone, requested_u
     if outcome is PROFILE_NEEDED:
         profile = line_profile(msisdn=msisdn, service=service, at=request.at)
         if profile.mode in (Mode.UNKNOWN, Mode.INACTIVE):
-            active_line(msisdn)  # says why, as the database path would
+            active_line(msisdn, service=service)  # says why, as the database path would
         outcome = None
         if profile.mode == Mode.QUOTA:
             meta.update(line=profile.line_id, nodes=profile.node_ids)
@@ -196,7 +196,7 @@ def _in_database(request: Request, *, late: bool = False) -> dict:
     """A request the database answers: for a session it holds, or one that expired here (it
     learns first how that ended, then charges the late report)."""
     if late:
-        log_apply()
+        log_apply_now()
         store.client().hset(store.session_key(request.source, request.session_id), "status", "db")
     return database.session_continue_in_database(
         key=request.key,

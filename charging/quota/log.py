@@ -10,15 +10,18 @@ pushes follow, as after any charge. (Session answers stay in the store for repea
 the answers did.)
 """
 
+import logging
 import os
+import time
 from collections import defaultdict
 from datetime import datetime
 from functools import partial
 from threading import Event
 
 import orjson
-from django.db import transaction
+from django.db import DatabaseError, DataError, IntegrityError, InterfaceError, connections, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from charging import live
 from charging.ledger import bucket_entry, ledger_write
@@ -30,6 +33,7 @@ from charging.models import (
     LedgerEntry,
     NodeLimit,
     QuotaLogPosition,
+    QuotaLogSetAside,
     Reservation,
 )
 from charging.periods import limit_count, limit_periods_roll
@@ -54,11 +58,22 @@ SESSION_FIELDS = [
 ]
 
 
-def log_apply(*, batch: int = 2000) -> int:
-    """Applies what the log holds (``batch`` entries per transaction); returns how many."""
+class LogNotDurable(Exception):
+    """Redis keeps no append-only file: what the log holds would not survive a crash."""
+
+
+def log_apply(*, batch: int = 2000, durable_until_ms: int | None = None) -> int:
+    """Applies what the log holds and Redis has made durable (``batch`` entries per
+    transaction); returns how many. An entry is applied only once it is on Redis's disk:
+    applied sooner, a Redis crash that lost it would leave the database holding usage the
+    store forgot, and the store granting it again."""
+    if durable_until_ms is None:
+        durable_until_ms = store.durable_until_ms()
+    if durable_until_ms is None:
+        raise LogNotDurable("Redis keeps no append-only file: set appendonly yes (see the README)")
     applied = 0
     while True:
-        count = _apply_batch(batch=batch)
+        count = _apply_batch(batch=batch, until_ms=durable_until_ms)
         applied += count
         if count < batch:
             return applied
@@ -68,16 +83,29 @@ def log_apply(*, batch: int = 2000) -> int:
 # at a lower CPU priority, so that on a busy machine sessions are answered first and the log
 # catches up in the gaps (on the charging bench: p99 about 11 down to 8.5 ms, at the same rate).
 FOLLOWER_NICENESS = 10
+logger = logging.getLogger(__name__)
 
 
-def log_follow(*, stop: Event, idle_seconds: float = 0.05) -> int:
+def log_follow(*, stop: Event, idle_seconds: float = 0.05, max_backoff_seconds: float = 30.0) -> int:
     """Applies the log as it grows until ``stop`` is set; returns how many entries it applied.
     For a process of its own (``manage.py quota_store follow``): it lowers that process's
-    CPU priority for good (``FOLLOWER_NICENESS``)."""
+    CPU priority for good (``FOLLOWER_NICENESS``).
+
+    Redis or PostgreSQL going away does not end it: it waits, longer each time up to
+    ``max_backoff_seconds``, and goes on from the position the database holds."""
     os.nice(FOLLOWER_NICENESS)
-    applied = 0
+    applied, failures = 0, 0
     while not stop.is_set():
-        count = log_apply()
+        try:
+            count = log_apply()
+        except (RedisError, DatabaseError, InterfaceError) as error:
+            failures += 1
+            wait = min(max_backoff_seconds, idle_seconds * 2**failures)
+            logger.warning("quota log follower: %s; trying again in %.1f s", error, wait)
+            connections.close_all()  # a broken connection is replaced on the next try
+            stop.wait(wait)
+            continue
+        failures = 0
         applied += count
         if not count:
             stop.wait(idle_seconds)  # nothing waiting: look again shortly
@@ -91,16 +119,48 @@ def log_pending() -> list[dict]:
 
 
 @transaction.atomic
-def _apply_batch(*, batch: int) -> int:
+def _apply_batch(*, batch: int, until_ms: int) -> int:
     position = quota_log_position_lock(name=store.prefix())
-    entries = store.client().xrange(store.log_key(), min=f"({position.last_id}", count=batch)
+    entries = store.client().xrange(store.log_key(), min=f"({position.last_id}", max=str(until_ms), count=batch)
     if not entries:
         return 0
-    _apply([orjson.loads(fields[b"e"]) for _, fields in entries])
+    parsed = [orjson.loads(fields[b"e"]) for _, fields in entries]
+    try:
+        with transaction.atomic():
+            _apply(parsed)
+    except (IntegrityError, DataError):
+        _apply_one_by_one(ids=[entry_id.decode() for entry_id, _ in entries], entries=parsed)
     position.last_id = entries[-1][0].decode()
     position.save(update_fields=["last_id"])
     transaction.on_commit(partial(_trim, up_to=position.last_id))  # only what the database keeps
     return len(entries)
+
+
+def log_apply_now(*, wait_seconds: float = 5.0) -> int:
+    """Applies every entry written so far, waiting (a couple of seconds at most) for Redis to
+    make the last ones durable: for a request that must find in the database what the store
+    just did (a refund of an event, a report after a session expired)."""
+    conn = store.client()
+    seconds, micros = conn.time()
+    written_ms = seconds * 1000 + micros // 1000
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        durable = store.durable_until_ms()
+        if durable is not None and durable >= written_ms or time.monotonic() > deadline:
+            return log_apply(durable_until_ms=durable)
+        time.sleep(0.05)
+
+
+def _apply_one_by_one(*, ids: list[str], entries: list[dict]) -> None:
+    """A batch the database refused: each entry on its own, and those it refuses set aside
+    with the error, so one bad entry does not hold up the log for good."""
+    for entry_id, entry in zip(ids, entries, strict=True):
+        try:
+            with transaction.atomic():
+                _apply([entry])
+        except (IntegrityError, DataError) as error:
+            logger.error("quota log entry %s set aside: %s", entry_id, error)
+            QuotaLogSetAside.objects.get_or_create(entry_id=entry_id, defaults={"entry": entry, "error": str(error)})
 
 
 def _trim(*, up_to: str) -> None:

@@ -22,7 +22,7 @@ from charging.models import Bucket, NodeLimit
 from charging.quota import store
 from charging.units import SERVICE_UNIT
 from enterprise.models import SteeringRule
-from portal.models import Line
+from portal.models import Line, LineHold
 
 MAX_AGE_SECONDS = 300
 
@@ -62,16 +62,16 @@ def line_profile(*, msisdn: str, service: str, at: datetime) -> Profile:
 
 def profile_build(*, msisdn: str, service: str, at: datetime) -> tuple[Profile, datetime | None]:
     """The profile, and until when it holds (the next start or end of an allowance)."""
-    line = Line.objects.filter(msisdn=msisdn).first()
+    line = Line.objects.with_held().filter(msisdn=msisdn).first()
     if line is None:
         return Profile(mode=Mode.UNKNOWN), None
-    if not line.is_active:
+    if LineHold.causes_barring(line.standing_hold_causes(), service=service):
         return Profile(mode=Mode.INACTIVE, line_id=line.pk), None
     return profiles_build(lines=[line], service=service, at=at)[line.pk]
 
 
 def profiles_build(*, lines: list[Line], service: str, at: datetime) -> dict[int, tuple[Profile, datetime | None]]:
-    """Profiles of many active lines in a handful of queries."""
+    """Profiles of many lines no hold bars, in a handful of queries."""
     unit = SERVICE_UNIT[service]
     paths = line_paths(line_ids={line.pk for line in lines})
     node_ids = {node for path in paths.values() for node in path.node_ids}
@@ -119,12 +119,13 @@ def profiles_build(*, lines: list[Line], service: str, at: datetime) -> dict[int
 
 
 def profiles_warm(*, lines: list[Line], service: str, at: datetime | None = None) -> int:
-    """Reads the profiles of many active lines at once into the store (say, a company's when
-    the engine starts), so first requests find them. Returns how many."""
+    """Reads the profiles of many lines no hold bars at once into the store (say, a company's
+    when the engine starts), so first requests find them. Returns how many."""
     at = at or timezone.now()
     conn = store.client()
     epoch = int(conn.get(store.epoch_key()) or 0)
-    active = [line for line in lines if line.is_active]
+    held = LineHold.objects.standing().filter(line_id__any=[line.pk for line in lines]).causes_by_line()
+    active = [line for line in lines if not LineHold.causes_barring(held.get(line.pk, ()), service=service)]
     for start in range(0, len(active), 2000):
         chunk = active[start : start + 2000]
         built = profiles_build(lines=chunk, service=service, at=at)

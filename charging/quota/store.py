@@ -70,6 +70,29 @@ def profile_key(msisdn: str, service: str) -> str:
     return f"{prefix()}:p:{msisdn}:{service}"
 
 
+# How long Redis may hold a write before it is on disk, by its appendfsync setting.
+_FSYNC_DELAY_MS = {"always": 0, "everysec": 2000, "no": 30_000}  # "no": the kernel's flush, about 30 s
+
+
+def persistence() -> tuple[str, str]:
+    """Redis's ``appendonly`` and ``appendfsync`` settings."""
+    config = client().config_get("append*")
+    return config.get("appendonly", "no"), config.get("appendfsync", "everysec")
+
+
+def durable_until_ms() -> int | None:
+    """The stream time (ms) up to which the log is on Redis's disk: entries up to it survive a
+    crash of the Redis host. None when Redis keeps no append-only file (nothing survives),
+    unless ``CHARGING_QUOTA_VOLATILE_REDIS`` says this Redis is a throw-away one (tests, the
+    demo, benchmarks): then everything counts as durable."""
+    appendonly, appendfsync = persistence()
+    seconds, micros = client().time()
+    now_ms = seconds * 1000 + micros // 1000
+    if appendonly == "yes":
+        return now_ms - _FSYNC_DELAY_MS.get(appendfsync, _FSYNC_DELAY_MS["no"])
+    return now_ms if getattr(settings, "CHARGING_QUOTA_VOLATILE_REDIS", False) else None
+
+
 def quota_store_clear() -> None:
     """Removes every key of this store (its prefix): for benchmarks and tests."""
     conn = client()

@@ -279,6 +279,8 @@ def _array_type(field: models.Field) -> str:
 
 def _db_value(field: models.Field, value: Any) -> Any:
     if isinstance(field, models.JSONField):
+        if value is None and field.null:
+            return None  # SQL null, as Django saves it (not JSON's null)
         return _json_text(value, encoder=field.encoder)
     return value
 

@@ -153,6 +153,9 @@ def _agent() -> None:
     )
     agent = _user("agent", "agent-demo", first_name="Sam", is_staff=True)
     agent.groups.add(group)
+    # Agents see failed logins and unlock an account by deleting its attempts (django-axes).
+    unlock = ["view_accessattempt", "delete_accessattempt"]
+    group.permissions.add(*Permission.objects.filter(content_type__app_label="axes", codename__in=unlock))
 
 
 def mediation_key(*, valid_for: timedelta = timedelta(days=1)) -> str:

@@ -1,9 +1,10 @@
 """The live websocket: pushes balance changes of the lines a user may see.
 
 On connect it joins the groups of the user's own lines and their billing accounts and, for a
-telecom manager, of the cost centres they manage (every charge below a node is pushed to that node's group). A client
-may also subscribe to one more line by id, which is allowed only if the user may see that
-line. Consumers never write.
+telecom manager, of the cost centres assigned to them (every charge below a node is pushed
+to that node's group). A client may also subscribe to one more line by id, which is allowed
+only if the user may see that line (``enterprise.selectors.lines_visible_to``: their own, one
+below their assigned nodes, or any line for an agent). Consumers never write.
 """
 
 from asgiref.sync import sync_to_async
@@ -11,8 +12,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from charging.live import account_group, groups_unwatch, groups_watch, line_group, node_group
-from enterprise.models import ManagerAssignment
-from portal.selectors import lines_owned_by, lines_visible_to
+from enterprise.selectors import lines_visible_to, managed_node_ids
+from portal.selectors import lines_owned_by
 
 CLOSE_UNAUTHENTICATED = 4401
 
@@ -83,7 +84,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _managed_node_ids(self, user) -> list[int]:
-        return list(ManagerAssignment.objects.filter(user=user).values_list("node_id", flat=True))
+        return managed_node_ids(user=user)
 
     @database_sync_to_async
     def _may_see_line(self, user, line_id: int) -> bool:

@@ -5,8 +5,8 @@ from django.shortcuts import get_object_or_404, render
 
 from charging.selectors import line_balance_snapshot, line_recent_usage, line_usage_by_hour
 from charging.units import Unit, format_units
-from enterprise.selectors import cost_centres_managed_by
-from portal.selectors import lines_owned_by, lines_visible_to
+from enterprise.selectors import cost_centres_managed_by, lines_visible_to
+from portal.selectors import lines_owned_by
 
 
 def _line_card(line) -> dict:

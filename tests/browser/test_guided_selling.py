@@ -8,8 +8,8 @@ from catalog.adapters import SimulatedPartner, partners
 from catalog.models import ProductOrder
 from catalog.tasks import fulfilment_step_run
 from tests.browser.test_live_dashboard import browser  # noqa: F401  (the fixture)
-from tests.catalog.factories import shop
-from tests.factories import BillingAccountFactory, UserFactory
+from tests.catalog.factories import buyer_account, shop
+from tests.factories import UserFactory
 from tests.livetools import asgi_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -29,7 +29,7 @@ def queued_steps(monkeypatch):
 def test_guided_selling_to_an_order_whose_timeline_advances_to_completed(browser, queued_steps):  # noqa: F811
     s = shop()
     user = UserFactory(username="dana")
-    BillingAccountFactory(customer__user=user)
+    buyer_account(customer__user=user)
 
     with asgi_server() as base_url:
         page = browser.new_page()

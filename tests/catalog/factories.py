@@ -10,6 +10,7 @@ from catalog.models import Channel, ProductOffering, Promotion, PromotionPhase, 
 from catalog.services import cart_open
 from charging.models import BucketDefinition, RatePlan, Tariff
 from charging.units import Service, Unit
+from portal.models import BillingAccount
 from tests.factories import GB, MB, BillingAccountFactory
 
 Kind = ProductOffering.Kind
@@ -130,6 +131,12 @@ def shop() -> dict:
     }
 
 
+def buyer_account(**fields) -> BillingAccount:
+    """A postpaid account with room for what these tests order: checkout refuses an order
+    the account cannot cover."""
+    return BillingAccountFactory(kind=BillingAccount.Kind.POSTPAID, credit_limit=Decimal("1000"), **fields)
+
+
 def cart_for(account=None, *, channel=Channel.WEB):
-    account = account or BillingAccountFactory()
+    account = account or buyer_account()
     return cart_open(customer=account.customer, channel=channel), account

@@ -4,14 +4,15 @@ from django.core.management import call_command
 
 from catalog.models import Channel, Product, ProductOffering, ProductOrder, ShoppingCart
 from catalog.services import cart_guided_add, cart_open, order_place
-from tests.factories import BillingAccountFactory, UserFactory
+from tests.catalog.factories import buyer_account
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def test_every_catalog_page_of_the_agent_workspace_opens(client, django_capture_on_commit_callbacks, capsys):
     call_command("demo_load")
-    account = BillingAccountFactory()
+    account = buyer_account()
     cart = cart_open(customer=account.customer)
     handset = ProductOffering.objects.get(code="pixel-9")
     cart_guided_add(cart=cart, handset=handset, plan=handset.compatible_plans.first(), accessories=[])

@@ -5,8 +5,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from catalog.models import CartItem, ProductOrder
-from tests.catalog.factories import cart_for, promotion, shop, voucher
-from tests.factories import BillingAccountFactory
+from tests.catalog.factories import buyer_account, cart_for, promotion, shop, voucher
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +18,7 @@ def client_for(account):
 
 def test_offerings_filter_by_kind_and_by_the_handset_they_fit():
     s = shop()
-    client = client_for(BillingAccountFactory())
+    client = client_for(buyer_account())
 
     plans = client.get("/api/productOffering/", {"kind": "plan", "compatibleWith": s["handset"].pk}).json()
     accessories = client.get("/api/productOffering/", {"fits": s["handset"].pk}).json()
@@ -32,7 +31,7 @@ def test_a_cart_and_an_order_through_the_api_with_a_voucher(django_capture_on_co
     s = shop()
     promo = promotion("Half price", [s["plan"]], [(3, "percent", "50")], requires_voucher=True)
     voucher("HALF", promo, max_uses=10)
-    account = BillingAccountFactory()
+    account = buyer_account()
     client = client_for(account)
 
     cart = client.post("/api/shoppingCart/").json()
@@ -64,7 +63,7 @@ def test_a_cart_and_an_order_through_the_api_with_a_voucher(django_capture_on_co
 
 def test_a_refused_item_answers_400_with_the_field_and_the_reason():
     s = shop()
-    account = BillingAccountFactory()
+    account = buyer_account()
     client = client_for(account)
     cart = client.post("/api/shoppingCart/").json()
     handset = client.post(f"/api/shoppingCart/{cart['id']}/cartItem/", {"offering": s["handset"].pk}).json()
@@ -86,7 +85,7 @@ def test_a_refused_item_answers_400_with_the_field_and_the_reason():
 
 
 def test_missing_input_answers_400_naming_the_field():
-    client = client_for(BillingAccountFactory())
+    client = client_for(buyer_account())
 
     response = client.post("/api/productOrder/", {})
 
@@ -111,7 +110,7 @@ def test_another_customers_cart_order_and_product_answer_404(django_capture_on_c
     with django_capture_on_commit_callbacks(execute=True):
         order = order_place(cart=cart, placed_by=theirs.customer.user, channel="web")
     product = order.items.get().product
-    client = client_for(BillingAccountFactory())
+    client = client_for(buyer_account())
 
     assert client.get(f"/api/shoppingCart/{cart.pk}/").status_code == 404
     assert client.get(f"/api/productOrder/{order.pk}/").status_code == 404
@@ -125,7 +124,7 @@ def test_a_voucher_used_once_is_refused_on_the_next_order(django_capture_on_comm
     s = shop()
     promo = promotion("Welcome", [s["other"]], [(1, "free", "0")], requires_voucher=True)
     code = voucher("WELCOME", promo, once_per_customer=True)
-    account = BillingAccountFactory()
+    account = buyer_account()
     client = client_for(account)
     cart = client.post("/api/shoppingCart/").json()
     client.post(f"/api/shoppingCart/{cart['id']}/cartItem/", {"offering": s["other"].pk})

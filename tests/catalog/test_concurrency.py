@@ -1,15 +1,23 @@
 """Races on PostgreSQL: many threads at once, then count what happened."""
 
+import threading
+import time
+from decimal import Decimal
+
 import pytest
 
+from catalog import fulfilment, services
 from catalog.errors import CatalogError
+from catalog.fulfilment import fulfilment_step_execute
 from catalog.models import Channel, FulfilmentStep, ProductOrder, Voucher
 from catalog.services import cart_item_add, cart_voucher_apply, order_place
 from catalog.tasks import fulfilment_step_run
-from charging.models import Bucket, LedgerEntry
-from portal.models import Line
-from tests.catalog.factories import cart_for, promotion, shop, voucher
+from charging.models import Bucket, LedgerEntry, MoneyBalance
+from charging.services import money_post
+from portal.models import BillingAccount, Line
+from tests.catalog.factories import AccessoryFactory, cart_for, promotion, shop, voucher
 from tests.concurrency import run_together
+from tests.factories import BillingAccountFactory
 from tests.services import require_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -61,3 +69,58 @@ def test_a_step_task_delivered_four_times_at_once_has_one_effect(monkeypatch):
     assert Bucket.objects.count() == 1
     assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.RECURRING).count() == 1
     assert queued == [activate.pk]  # the next step was started once
+
+
+def test_a_checkout_while_an_earlier_order_is_charged_counts_that_order_once(monkeypatch):
+    """The earlier order's phone is charged (it leaves what open orders still owe, and enters
+    the balance) while the checkout reads both: under the account's money lock the checkout
+    sees the charge either wholly before or wholly after, never neither."""
+    require_postgres()
+    monkeypatch.setattr(fulfilment_step_run, "delay", lambda step_id: None)  # steps run by hand here
+    account = BillingAccountFactory(kind=BillingAccount.Kind.PREPAID)
+    money_post(billing_account=account, amount=Decimal("20"), kind=LedgerEntry.Kind.TOPUP, reason="Top-up")
+    cart, _ = cart_for(account)
+    cart_item_add(cart=cart, offering=AccessoryFactory(one_off_price=Decimal("15")))
+    earlier = order_place(cart=cart, placed_by=account.customer.user, channel=Channel.WEB)
+    ship = earlier.steps.get()
+    cart, _ = cart_for(account)
+    cart_item_add(cart=cart, offering=AccessoryFactory(one_off_price=Decimal("10")))
+
+    charged, checkout_reading, earlier_committed = threading.Event(), threading.Event(), threading.Event()
+    post, balance_open, pending = fulfilment.money_post, services.money_balance_open, services.one_off_charges_pending
+
+    def post_then_wait_for_the_checkout(**kwargs):
+        entry = post(**kwargs)
+        charged.set()
+        checkout_reading.wait(5)
+        time.sleep(0.3)  # the checkout reads the balance meanwhile, if nothing holds it back
+        return entry
+
+    def money_balance_open(**kwargs):
+        checkout_reading.set()
+        return balance_open(**kwargs)
+
+    def pending_once_the_charge_committed(**kwargs):
+        earlier_committed.wait(5)
+        return pending(**kwargs)
+
+    monkeypatch.setattr(fulfilment, "money_post", post_then_wait_for_the_checkout)
+    monkeypatch.setattr(services, "money_balance_open", money_balance_open)
+    monkeypatch.setattr(services, "one_off_charges_pending", pending_once_the_charge_committed)
+
+    def charge_the_earlier_order():
+        step = fulfilment_step_execute(step_id=ship.pk)
+        earlier_committed.set()
+        return step
+
+    def checkout():
+        charged.wait(5)
+        return order_place(cart=cart, placed_by=account.customer.user, channel=Channel.WEB)
+
+    step, refused = run_together([charge_the_earlier_order, checkout])
+
+    assert step.state == FulfilmentStep.State.DONE
+    assert isinstance(refused, CatalogError)
+    assert refused.message == f"This order costs €10.00 today; account {account.number} can cover €5.00."
+    assert list(ProductOrder.objects.values_list("pk", flat=True)) == [earlier.pk]
+    assert MoneyBalance.objects.get(billing_account=account).amount == Decimal("5.0000")

@@ -6,7 +6,8 @@ pytestmark = pytest.mark.django_db
 
 def test_the_demo_opens_a_shop_with_plans_phones_and_a_launch_promotion(client, capsys):
     call_command("demo_load")
-    client.login(username="alice", password="alice-demo")
+    logged_in = client.post("/accounts/login/", {"username": "alice", "password": "alice-demo"})
+    assert logged_in.status_code == 302
 
     page = client.get("/shop/").content.decode()
     guided = client.get("/shop/guided/").content.decode()

@@ -8,7 +8,7 @@ from catalog.models import Channel, FulfilmentStep, OrderItem, Product, ProductO
 from catalog.services import cart_guided_add, cart_item_add, order_cancel, order_place
 from catalog.tasks import fulfilment_step_run
 from charging.models import Bucket, LedgerEntry, LineRatePlan
-from portal.models import Line
+from portal.models import AuditEntry, Line
 from tests.catalog.factories import cart_for, shop
 from tests.factories import GB
 
@@ -119,7 +119,13 @@ def test_a_number_is_given_back_when_activation_fails_after_provisioning(
     steps = dict(order.steps.values_list("kind", "state"))
     assert steps == {"provision": "compensated", "activate": "failed"}
     line = Line.objects.get()
-    assert line.status == Line.Status.TERMINATED
+    assert list(line.holds.values_list("cause", "placed_by", "reason", "lifted_at")) == [
+        ("terminated", None, f"Order {order.pk} failed: the number is given back", None)
+    ]
+    assert not line.is_active
+    assert list(AuditEntry.objects.values_list("actor", "action", "target_id")) == [
+        (None, "line_hold.place", str(line.pk))
+    ]
     assert simulated_partners["network"].effects[-1][0].startswith("release-")
 
 

@@ -4,8 +4,16 @@ import pytest
 
 from catalog.models import Channel, ProductOffering, ShoppingCart
 from catalog.services import cart_guided_add, cart_open, order_place
-from tests.catalog.factories import AccessoryFactory, HandsetFactory, PlanFactory, cart_for, promotion, shop
-from tests.factories import BillingAccountFactory, UserFactory
+from tests.catalog.factories import (
+    AccessoryFactory,
+    HandsetFactory,
+    PlanFactory,
+    buyer_account,
+    cart_for,
+    promotion,
+    shop,
+)
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +39,7 @@ def many_offerings(count: int) -> ProductOffering:
 def test_browse_and_guided_selling_make_a_bounded_number_of_queries(client, count, django_assert_max_num_queries):
     handset = many_offerings(count)
     plan = ProductOffering.objects.get(code="p-0")
-    client.force_login(BillingAccountFactory().customer.user)
+    client.force_login(buyer_account().customer.user)
 
     # session, user, customer; a page of offerings with their allowances, components, promotions
     # and phases; the customer's lines for add-ons. Guided selling: the same per list it shows.
@@ -50,7 +58,7 @@ def test_browse_and_guided_selling_make_a_bounded_number_of_queries(client, coun
 
 def test_guided_selling_offers_only_the_plans_and_accessories_that_fit_the_handset(client):
     s = shop()
-    client.force_login(BillingAccountFactory().customer.user)
+    client.force_login(buyer_account().customer.user)
 
     page = client.get("/shop/guided/", {"handset": s["handset"].pk, "plan": s["plan"].pk, "accessory": s["case"].pk})
 
@@ -68,7 +76,7 @@ def test_guided_selling_puts_the_choice_in_the_cart_and_checkout_places_the_orde
     client, django_capture_on_commit_callbacks
 ):
     s = shop()
-    account = BillingAccountFactory()
+    account = buyer_account()
     client.force_login(account.customer.user)
 
     response = client.post(
@@ -87,7 +95,7 @@ def test_guided_selling_puts_the_choice_in_the_cart_and_checkout_places_the_orde
 
 def test_an_order_placed_by_an_agent_appears_in_the_customers_web_view(client, django_capture_on_commit_callbacks):
     s = shop()
-    account = BillingAccountFactory()
+    account = buyer_account()
     agent = UserFactory(is_staff=True)
     cart = cart_open(customer=account.customer, channel=Channel.ASSISTED, actor=agent)
     cart_guided_add(cart=cart, handset=s["handset"], plan=s["plan"], accessories=[], channel=Channel.ASSISTED)
@@ -105,7 +113,7 @@ def test_an_order_placed_by_an_agent_appears_in_the_customers_web_view(client, d
 
 def test_a_cart_started_on_the_web_is_finished_by_an_agent_in_the_admin(client, django_capture_on_commit_callbacks):
     s = shop()
-    account = BillingAccountFactory()
+    account = buyer_account()
     client.force_login(account.customer.user)
     client.post("/shop/guided/", {"handset": s["handset"].pk, "plan": s["plan"].pk})
     cart = ShoppingCart.objects.get(customer=account.customer)
@@ -153,7 +161,7 @@ def test_another_customers_order_page_answers_404(client, django_capture_on_comm
     cart, account = cart_for()
     cart_guided_add(cart=cart, handset=s["handset"], plan=None, accessories=[])
     order = order_place(cart=cart, placed_by=account.customer.user, channel=Channel.WEB)
-    client.force_login(BillingAccountFactory().customer.user)
+    client.force_login(buyer_account().customer.user)
 
     assert client.get(f"/shop/orders/{order.pk}/").status_code == 404
     assert client.get(f"/shop/orders/{order.pk}/timeline/").status_code == 404
@@ -161,7 +169,7 @@ def test_another_customers_order_page_answers_404(client, django_capture_on_comm
 
 def test_an_agent_starts_a_cart_in_the_admin_and_adds_through_the_same_rules(client):
     s = shop()
-    account = BillingAccountFactory()
+    account = buyer_account()
     agent = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(agent)
 
@@ -219,7 +227,7 @@ def test_a_customer_changes_plan_online_from_the_quotes(client, django_capture_o
     assert [plan.code for plan, _ in page.context["quotes"]] == ["basic-5", "unlimited-20"]
     assert response["Location"] == "/shop/products/"
     assert account.customer.products.get(status="active").offering == s["small"]
-    client.force_login(BillingAccountFactory().customer.user)
+    client.force_login(buyer_account().customer.user)
     assert client.get(f"/shop/products/{product.pk}/change-plan/").status_code == 404
 
 

@@ -17,6 +17,7 @@ def quota_store(settings):
     settings.REDIS_URL = redis_url()
     settings.CHARGING_QUOTA_STORE = True
     settings.CHARGING_QUOTA_PREFIX = f"test-quota-{uuid.uuid4().hex[:12]}"
+    settings.CHARGING_QUOTA_VOLATILE_REDIS = True  # the test Redis keeps no append-only file
     yield
     store.quota_store_clear()
 

@@ -21,6 +21,7 @@ from charging.units import Service, Unit
 from tests.charging.test_offline_batch import books
 from tests.charging.trees import MB, company_tree, limit_on
 from tests.concurrency import run_together
+from tests.factories import allowances_valid_from
 from tests.services import require_postgres
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +35,7 @@ def charged_by_the_tests(monkeypatch):
 
 def valid_since_yesterday() -> None:
     """Allowances granted a day ago, so that records of the last hour may draw on them."""
-    Bucket.objects.update(valid_from=timezone.now() - timedelta(days=1))
+    allowances_valid_from(Bucket.objects.all(), timezone.now() - timedelta(days=1))
 
 
 def records(tree, *, count: int, quantity: int = MB, prefix: str = "cdr", lines=None) -> list[int]:

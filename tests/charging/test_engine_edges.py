@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from charging.events import event_charge
 from charging.ledger import ledger_mismatches
-from charging.models import Bucket, MoneyBalance, NodeLimit, Tariff, TariffRate, UsageEvent
+from charging.models import MoneyBalance, NodeLimit, Tariff, TariffRate, UsageEvent
 from charging.online import session_start, session_terminate, session_update
 from charging.periods import period_start
 from charging.requests import ChargingError
@@ -19,7 +19,7 @@ from charging.units import Service
 from enterprise.models import SteeringRule
 from portal.services import billing_account_open
 from tests.charging.trees import MB, company_tree, limit_on
-from tests.factories import CustomerFactory, LineFactory, data_bucket
+from tests.factories import CustomerFactory, LineFactory, allowances_valid_from, data_bucket
 
 pytestmark = pytest.mark.django_db
 
@@ -43,7 +43,7 @@ def test_a_limit_hold_is_released_even_when_the_payer_changed_during_the_session
     # the team's limit counts from the start of its month.
     started, ended = local(17, 58, days_ago=1), local(18, 1, days_ago=1)
     tree = company_tree(lines=1)
-    Bucket.objects.filter(pk=tree.pool.pk).update(valid_from=started - timedelta(days=1))
+    allowances_valid_from([tree.pool], started - timedelta(days=1))
     Tariff.objects.create(name="Data", service=Service.DATA, price=Decimal("0.01"), per_units=MB, is_default=True)
     with_personal_account(tree)
     team = limit_on(tree.team, 50 * MB, period_start=period_start(period=NodeLimit.Period.MONTH, at=started))

@@ -18,6 +18,7 @@ from charging.online.database import reservations_expire
 from charging.periods import period_start
 from charging.requests import ChargingError
 from tests.charging.trees import MB, company_tree, limit_on
+from tests.factories import allowances_valid_from
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +53,7 @@ def test_any_sequence_of_requests_keeps_limits_holds_and_ledger_whole(ops):
         open_sessions: dict[int, tuple[str, int, int]] = {}  # line -> (session id, next request, granted)
         # A clock early in this month, so even a long run of hour-long expiries stays in one period.
         month = period_start(period="month", at=timezone.now())
-        Bucket.objects.filter(pk=tree.pool.pk).update(valid_from=month)
+        allowances_valid_from([tree.pool], month)
         clock = month + timedelta(days=1)
         refusals: list[str] = []
         for step, (kind, which, megabytes, share) in enumerate(ops):

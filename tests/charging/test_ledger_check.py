@@ -1,8 +1,11 @@
+from decimal import Decimal
+
 import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import F
 
-from charging.models import Bucket
+from charging.models import Bucket, LedgerEntry, MoneyBalance
+from charging.services import money_post
 from tests.factories import MB, LineFactory, data_bucket
 
 pytestmark = pytest.mark.django_db
@@ -22,3 +25,15 @@ def test_ledger_check_fails_on_a_balance_changed_without_a_ledger_entry():
 
     with pytest.raises(CommandError, match="1 balances differ"):
         call_command("ledger_check")
+
+
+def test_ledger_check_sums_money_exactly_where_the_database_adds_floats(capsys):
+    # SQLite keeps these amounts as floats: a hundred times 0.1 added there is 9.99999999999998.
+    account = LineFactory().billing_account
+    for _ in range(100):
+        money_post(billing_account=account, amount=Decimal("0.1000"), kind=LedgerEntry.Kind.TOPUP, reason="Top-up")
+
+    call_command("ledger_check")
+
+    assert MoneyBalance.objects.get(billing_account=account).amount == Decimal("10.0000")
+    assert "ledger ok" in capsys.readouterr().out

@@ -6,12 +6,18 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import ProtectedError
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from charging.ledger import ledger_mismatches
-from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent
-from charging.offline import REQUEUE_AFTER, usage_batch_ingest, usage_events_requeue
+from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent, UsageQueueBacklog
+from charging.offline import requeue_after, usage_batch_ingest, usage_events_requeue
 from charging.services import usage_event_replay
+from charging.tasks import charge_usage_batch, queue_usage_backlog
+from portal.models import LineHold
+from portal.services import line_hold_lift, line_hold_place
+from tests.concurrency import run_together
 from tests.factories import MB, LineFactory, UserFactory, data_bucket
+from tests.services import require_postgres
 
 pytestmark = pytest.mark.django_db
 
@@ -304,17 +310,19 @@ def test_import_of_an_unreadable_file_fails(tmp_path):
 
 
 def test_a_rejected_record_from_a_batch_replays_after_the_line_is_reactivated(django_capture_on_commit_callbacks):
-    line = LineFactory(msisdn="31600000002", status="suspended")
+    line = LineFactory(msisdn="31600000002")
+    line_hold_place(line=line, cause=LineHold.Cause.AGENT_BAR, reason="Fraud check", actor=None)
     bucket = data_bucket(line, 5 * MB)
     with django_capture_on_commit_callbacks(execute=True):
         result = usage_batch_ingest(payloads=[good("late-1", 2 * MB, msisdn=line.msisdn)], source="mediation")
     (outcome,) = result.outcomes
-    assert (outcome.status, outcome.errors) == ("rejected", {"msisdn": "Line 31600000002 is suspended."})
+    assert (outcome.status, outcome.errors) == ("rejected", {"msisdn": "Line 31600000002 is held: agent bar."})
+    bucket.refresh_from_db()
+    assert bucket.remaining == 5 * MB
 
-    line.status = "active"
-    line.save()
+    line_hold_lift(line=line, cause=LineHold.Cause.AGENT_BAR, reason="Checked", actor=None)
     with django_capture_on_commit_callbacks(execute=True):
-        usage_event_replay(event=UsageEvent.objects.get(pk=outcome.event_id))
+        usage_event_replay(event=UsageEvent.objects.get(pk=outcome.event_id), actor=UserFactory(is_staff=True))
 
     bucket.refresh_from_db()
     assert UsageEvent.objects.get(pk=outcome.event_id).status == UsageEvent.Status.CHARGED
@@ -354,7 +362,7 @@ def test_records_whose_charging_task_was_lost_are_queued_again_and_charged_once(
         assert usage_events_requeue() == 0  # just stored: their task may well be on its way
     assert UsageChargeSweep.objects.get().below_id <= stored[0]  # the mark never passes a recent record
 
-    later = timezone.now() + REQUEUE_AFTER
+    later = timezone.now() + requeue_after()
     with django_capture_on_commit_callbacks(execute=True):
         assert usage_events_requeue(now=later, chunk=2) == 3  # two records a transaction
     assert UsageChargeSweep.objects.get().below_id == stored[0]  # they were waiting: the mark stays below
@@ -381,3 +389,74 @@ def test_a_line_with_usage_cannot_be_deleted():
         line.delete()
     assert set(refused.value.protected_objects) == {event}
     assert UsageEvent.objects.get(pk=event.pk).line == line
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("trial", range(8))
+def test_the_same_records_posted_twice_at_once_in_reverse_order_are_stored_once_without_error(trial):
+    require_postgres()
+    line = LineFactory(msisdn="31611111111")
+    data_bucket(line, 500 * MB)
+    records = [good(f"cdr-{n}", 1) for n in range(1000)]
+
+    results = run_together(
+        [
+            lambda: usage_batch_ingest(payloads=records, source="mediation"),
+            lambda: usage_batch_ingest(payloads=records[::-1], source="mediation"),
+        ]
+    )
+
+    assert [type(result).__name__ for result in results] == ["BatchResult", "BatchResult"]
+    assert results[0].accepted + results[1].accepted == 1000
+    assert results[0].duplicate + results[1].duplicate == 1000
+    assert UsageEvent.objects.count() == 1000
+
+
+@pytest.fixture
+def broker_away(monkeypatch):
+    """Publishing a charging task fails as it does while Redis is down; calling what it yields
+    brings the broker back."""
+    refused = KombuOperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    def publish_refused(*args, **kwargs):
+        raise refused
+
+    monkeypatch.setattr(charge_usage_batch, "delay", publish_refused)
+    return monkeypatch.undo
+
+
+def test_a_bulk_post_while_the_broker_is_away_answers_what_it_stored_and_charges_once_it_is_back(
+    usage_poster, line, django_capture_on_commit_callbacks, broker_away
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = usage_poster.post("/api/usage/bulk/", {"records": batch()}, format="json")
+
+    assert response.status_code == 202
+    assert (response.json()["accepted"], response.json()["rejected"]) == (3, 2)
+    assert UsageQueueBacklog.objects.count() == 1
+    assert not UsageEvent.objects.filter(status=UsageEvent.Status.CHARGED).exists()
+
+    broker_away()  # it is back
+    assert queue_usage_backlog() == 3
+
+    assert UsageQueueBacklog.objects.count() == 0
+    assert UsageEvent.objects.filter(status=UsageEvent.Status.CHARGED).count() == 3
+    assert Bucket.objects.get(line=line).remaining == 43 * MB
+    assert ledger_mismatches() == []
+
+
+def test_an_operator_queues_lost_records_at_once_with_usage_requeue(line, settings, django_capture_on_commit_callbacks):
+    settings.CHARGING_REQUEUE_AFTER_SECONDS = 3600  # beat's sweep would wait an hour
+    with django_capture_on_commit_callbacks() as lost:  # queued, and never run
+        result = usage_batch_ingest(payloads=[good(f"lost-{n}", MB) for n in range(2)], source="mediation")
+    assert len(lost) == 1
+    assert usage_events_requeue() == 0
+
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("usage_requeue", "--older-than", "0", stdout=out)
+
+    assert out.getvalue().strip() == "usage-requeue backlog=0 swept=2"
+    charged = UsageEvent.objects.filter(pk__in=[o.event_id for o in result.outcomes], status="charged")
+    assert charged.count() == 2
+    assert Bucket.objects.get(line=line).remaining == 48 * MB

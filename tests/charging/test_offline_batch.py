@@ -17,7 +17,7 @@ from charging.units import Service, Unit
 from enterprise.models import SteeringRule
 from portal.services import billing_account_open
 from tests.charging.trees import MB, company_tree, limit_on
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, allowances_valid_from
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def a_busy_company():
     Tariff.objects.create(name="Data", service=Service.DATA, price=Decimal("0.01"), per_units=MB, is_default=True)
     bucket_grant(line=tree.lines[0], name="Own", unit=Unit.BYTES, quantity=5 * MB, priority=10)
     later = bucket_grant(line=tree.lines[1], name="Later", unit=Unit.BYTES, quantity=6 * MB, priority=5)
-    Bucket.objects.filter(pk=later.pk).update(valid_from=now - timedelta(minutes=30))
+    allowances_valid_from([later], now - timedelta(minutes=30))
     limit_on(tree.team, 40 * MB, on_exceed="overage", overage_price=Decimal("0.10"), overage_per_units=MB)
     limit_on(tree.devices[1], 8 * MB)
     personal = billing_account_open(customer=CustomerFactory())

@@ -5,6 +5,7 @@ beside it."""
 import multiprocessing
 import os
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -22,6 +23,7 @@ from charging.models import (
     LedgerEntry,
     MoneyBalance,
     NodeLimit,
+    QuotaLogSetAside,
     Tariff,
     UsageEvent,
 )
@@ -29,9 +31,9 @@ from charging.online import session_start, session_terminate, session_update
 from charging.online import store as store_sessions
 from charging.online.store import sessions_expire
 from charging.quota import store
-from charging.quota.log import FOLLOWER_NICENESS, log_apply, log_follow
+from charging.quota.log import FOLLOWER_NICENESS, LogNotDurable, log_apply, log_follow, log_pending
 from charging.quota.profiles import line_profile
-from charging.quota.slices import slices_in_store
+from charging.quota.slices import slices_in_store, slices_mismatches
 from charging.requests import ChargingError
 from charging.services import bucket_grant, money_post, usage_event_ingest
 from charging.tasks import expire_reservations
@@ -507,24 +509,37 @@ def _until(condition, *, seconds: float = 20) -> None:
         time.sleep(0.01)
 
 
-def test_a_follower_applies_the_log_as_it_grows_at_a_lower_cpu_priority():
-    tree = company_tree(lines=2, pool_units=100 * MB)
-    start(tree.lines[0], session_id="s-1")
-    session_terminate(session_id="s-1", request_number=1, used_units=3 * MB)
+@contextmanager
+def follower_running():
+    """A follower in a process of its own, as ``quota_store follow`` runs; stopped on leaving."""
     connections.close_all()  # the follower opens its own
     context = multiprocessing.get_context("fork")
     stop = context.Event()
     follower = context.Process(target=_follow, args=(stop,))
     follower.start()
     try:
-        _until(lambda: ChargingSession.objects.filter(session_id="s-1").exists())
-        start(tree.lines[1], session_id="s-2")
-        session_terminate(session_id="s-2", request_number=1, used_units=4 * MB)
-        _until(lambda: ChargingSession.objects.filter(session_id="s-2").exists())
-        niceness = os.getpriority(os.PRIO_PROCESS, follower.pid)
+        yield follower
     finally:
         stop.set()
         follower.join(timeout=20)
+
+
+def sessions_applied_one_after_the_other(tree, between=lambda: None) -> None:
+    """A session on each of two lines, the second once the follower applied the first."""
+    start(tree.lines[0], session_id="s-1")
+    session_terminate(session_id="s-1", request_number=1, used_units=3 * MB)
+    _until(lambda: ChargingSession.objects.filter(session_id="s-1").exists())
+    between()
+    start(tree.lines[1], session_id="s-2")
+    session_terminate(session_id="s-2", request_number=1, used_units=4 * MB)
+    _until(lambda: ChargingSession.objects.filter(session_id="s-2").exists())
+
+
+def test_a_follower_applies_the_log_as_it_grows_at_a_lower_cpu_priority():
+    tree = company_tree(lines=2, pool_units=100 * MB)
+    with follower_running() as follower:
+        sessions_applied_one_after_the_other(tree)
+        niceness = os.getpriority(os.PRIO_PROCESS, follower.pid)
 
     assert follower.exitcode == 0
     assert niceness == min(19, os.getpriority(os.PRIO_PROCESS, 0) + FOLLOWER_NICENESS)
@@ -532,3 +547,81 @@ def test_a_follower_applies_the_log_as_it_grows_at_a_lower_cpu_priority():
     assert ledger_mismatches() == []
     settle_store()
     assert fresh(tree.pool).reserved == 0
+
+
+def _kill_other_database_sessions() -> None:
+    """Ends every other session on the test database, as a PostgreSQL restart would."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        assert cursor.fetchone() is not None
+
+
+def test_a_follower_whose_database_sessions_are_killed_reconnects_and_keeps_its_place():
+    require_postgres()
+    tree = company_tree(lines=2, pool_units=100 * MB)
+    with follower_running() as follower:
+        sessions_applied_one_after_the_other(tree, between=_kill_other_database_sessions)
+
+    assert follower.exitcode == 0
+    assert fresh(tree.pool).remaining == 93 * MB  # each session's usage applied once
+    assert ledger_mismatches() == []
+
+
+def test_the_log_is_applied_only_as_far_as_redis_has_it_on_disk(monkeypatch):
+    tree = company_tree(lines=1, pool_units=100 * MB)
+    start(tree.lines[0], session_id="s-1")
+    session_terminate(session_id="s-1", request_number=1, used_units=3 * MB)
+    monkeypatch.setattr(store, "persistence", lambda: ("yes", "everysec"))  # a Redis that fsyncs every second
+
+    assert log_apply() == 0  # written just now: not on disk yet, as far as anyone can tell
+    assert fresh(tree.pool).remaining == 100 * MB
+    seconds, micros = store.client().time()
+    assert log_apply(durable_until_ms=seconds * 1000 + micros // 1000) == 1  # once it is
+    assert fresh(tree.pool).remaining == 97 * MB
+
+
+def test_a_redis_that_keeps_no_append_only_file_is_refused(settings, monkeypatch):
+    settings.CHARGING_QUOTA_VOLATILE_REDIS = False
+    monkeypatch.setattr(store, "persistence", lambda: ("no", "everysec"))
+
+    with pytest.raises(LogNotDurable):
+        log_apply()
+
+
+def test_an_entry_the_database_cannot_apply_is_set_aside_and_the_log_goes_on():
+    tree = company_tree(lines=2, pool_units=0)  # each line draws on its own allowance
+    first, second = (data_bucket(line, 50 * MB) for line in tree.lines)
+    start(tree.lines[0], session_id="s-1", units=10 * MB)
+    session_terminate(session_id="s-1", request_number=1, used_units=4 * MB)
+    # The database no longer agrees with the store about the first line's allowance (as after
+    # Redis lost writes the database had applied): its slice is gone.
+    Bucket.objects.filter(pk=first.pk).update(reserved=0, in_store=0)
+    start(tree.lines[1], session_id="s-2", units=10 * MB)
+    session_terminate(session_id="s-2", request_number=1, used_units=6 * MB)
+
+    log_apply()
+
+    (aside,) = QuotaLogSetAside.objects.all()
+    assert "not_negative" in aside.error or "in_store" in aside.error
+    assert fresh(second).remaining == 44 * MB  # the entries after it were applied
+    assert ChargingSession.objects.filter(session_id="s-2", status="terminated").exists()
+    assert log_pending() == []
+
+
+def test_recover_after_redis_lost_writes_leaves_every_slice_accounted_for():
+    tree = company_tree(lines=2, pool_units=0)
+    first, _ = (data_bucket(line, 50 * MB) for line in tree.lines)
+    start(tree.lines[0], session_id="s-1", units=10 * MB)
+    session_terminate(session_id="s-1", request_number=1, used_units=4 * MB)
+    Bucket.objects.filter(pk=first.pk).update(reserved=0, in_store=0)  # the two disagree, as after a crash
+    out = StringIO()
+
+    call_command("quota_store", "recover", stdout=out)
+
+    assert out.getvalue().split()[:3] == ["quota-store", "recover", "applied=1"]
+    assert "set_aside=1 mismatches=0" in out.getvalue()
+    assert slices_mismatches() == []
+    assert ledger_mismatches() == []

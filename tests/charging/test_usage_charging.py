@@ -7,7 +7,9 @@ from django.utils import timezone
 from charging.ledger import ledger_mismatches
 from charging.models import Bucket, LedgerEntry, MoneyBalance, UsageEvent
 from charging.services import usage_event_charge, usage_event_ingest, usage_event_replay
-from tests.factories import MB, LineFactory, data_bucket, default_data_tariff, funded_account
+from portal.models import LineHold
+from portal.services import line_hold_lift, line_hold_place
+from tests.factories import MB, LineFactory, UserFactory, data_bucket, default_data_tariff, funded_account
 
 pytestmark = pytest.mark.django_db
 
@@ -89,16 +91,17 @@ def test_charge_is_pushed_only_after_commit(django_capture_on_commit_callbacks):
 
 
 def test_rejected_record_is_kept_and_replays_after_the_cause_is_fixed(django_capture_on_commit_callbacks):
-    line = LineFactory(msisdn="31600000001", status="suspended")
+    line = LineFactory(msisdn="31600000001")
+    line_hold_place(line=line, cause=LineHold.Cause.AGENT_BAR, reason="Fraud check", actor=None)
     bucket = data_bucket(line, 5 * MB)
     event, _ = usage_event_ingest(payload=record(line, quantity=2 * MB))
     assert event.status == UsageEvent.Status.REJECTED
-    assert event.errors == {"msisdn": "Line 31600000001 is suspended."}
+    assert event.errors == {"msisdn": "Line 31600000001 is held: agent bar."}
+    assert bucket.remaining == 5 * MB
 
-    line.status = "active"
-    line.save()
+    line_hold_lift(line=line, cause=LineHold.Cause.AGENT_BAR, reason="Checked", actor=None)
     with django_capture_on_commit_callbacks(execute=True):
-        usage_event_replay(event=event)
+        usage_event_replay(event=event, actor=UserFactory(is_staff=True), reason="Line reactivated")
 
     event.refresh_from_db()
     bucket.refresh_from_db()

@@ -14,6 +14,7 @@ status is non-zero if any role failed.
 
 import argparse
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -67,11 +68,14 @@ def main() -> int:
 def _environment(scratch: Path):
     """The server's environment: a database of its own, no Redis; and how to drop the database."""
     env = {
+        # As production runs (DEBUG off unless asked for), with a key of the run's own; served
+        # over plain HTTP on this machine, so not redirected to HTTPS.
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
         **os.environ,
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
         "REDIS_URL": "",
         "CELERY_TASK_ALWAYS_EAGER": "1",
         "PYTHONPATH": str(ROOT),
-        "DJANGO_SETTINGS_MODULE": "tests.fuzz.settings",
     }
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):

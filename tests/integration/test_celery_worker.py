@@ -73,11 +73,16 @@ def quota_worker(settings):
     settings.REDIS_URL = redis_url()
     settings.CHARGING_QUOTA_STORE = True
     settings.CHARGING_QUOTA_PREFIX = f"test-quota-{uuid.uuid4().hex[:12]}"
+    settings.CHARGING_QUOTA_VOLATILE_REDIS = True  # the test Redis keeps no append-only file
     queue = f"test-{uuid.uuid4().hex[:8]}"
     previous = (celery_app.conf.task_always_eager, celery_app.conf.task_default_queue)
     celery_app.conf.task_always_eager = False
     celery_app.conf.task_default_queue = queue
-    env = {"CHARGING_QUOTA_STORE": "1", "CHARGING_QUOTA_PREFIX": settings.CHARGING_QUOTA_PREFIX}
+    env = {
+        "CHARGING_QUOTA_STORE": "1",
+        "CHARGING_QUOTA_PREFIX": settings.CHARGING_QUOTA_PREFIX,
+        "CHARGING_QUOTA_VOLATILE_REDIS": "1",
+    }
     with celery_worker(queue=queue, env=env) as worker:
         yield worker
     celery_app.conf.task_always_eager, celery_app.conf.task_default_queue = previous

@@ -7,13 +7,13 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from charging.models import Bucket, MoneyBalance, NodeLimit, UsageEvent
+from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit, UsageEvent
 from charging.offline import usage_batch_ingest
 from charging.services import usage_events_charge
 from portal.db import rows as row_updates
 from portal.db.rows import rows_insert, rows_update
 from tests.charging.trees import MB, company_tree
-from tests.factories import LineFactory
+from tests.factories import LineFactory, data_bucket
 from tests.services import require_postgres
 
 pytestmark = pytest.mark.django_db
@@ -117,6 +117,21 @@ def test_json_of_any_record_as_received_is_kept_whole(path, monkeypatch):
     # A key that is a number is written as text, as JSON has it.
     as_json = {"1": "a key that is a number", "tab\tkey": "back\\slash", "empty": {}}
     assert [stored[pk] for pk in pks] == [payloads[0], as_json]
+
+
+@pytest.mark.parametrize("path", ["arrays", "copy"])
+def test_a_nullable_json_field_left_out_or_given_none_is_sql_null(path, monkeypatch):
+    """As Django saves it: not JSON's null, which ``isnull`` does not find."""
+    if path == "copy":
+        monkeypatch.setattr(row_updates, "COPY_FROM", 1)
+    bucket = data_bucket(LineFactory(), MB)
+    fields = ("billing_account_id", "kind", "bucket_id", "units", "reason")
+    left_out = rows_insert(LedgerEntry, fields, [(bucket.billing_account_id, "usage", bucket.pk, 0, "left out")])
+    given = rows_insert(
+        LedgerEntry, (*fields, "terms"), [(bucket.billing_account_id, "usage", bucket.pk, 0, "given", None)]
+    )
+
+    assert not LedgerEntry.objects.filter(pk__in=[*left_out, *given], terms__isnull=False).exists()
 
 
 def test_big_batches_update_twice_in_one_transaction(by_copy):

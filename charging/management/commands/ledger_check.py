@@ -4,7 +4,10 @@ from charging.ledger import ledger_mismatches
 
 
 class Command(BaseCommand):
-    help = "Checks that every balance equals the sum of its ledger; exits non-zero if one does not."
+    help = (
+        "Checks that every balance equals the sum of its ledger and every allowance is what its ledger says;"
+        " exits non-zero if one does not."
+    )
 
     def handle(self, *args, **options):
         problems = ledger_mismatches()

@@ -36,7 +36,9 @@ class Command(BaseCommand):
                 "--log-level",
                 "warning",
             ],
-            env=os.environ.copy(),
+            # A local demo over plain HTTP: DEBUG on (no HTTPS redirect, no Secure cookies)
+            # unless the environment says otherwise.
+            env={**os.environ, "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "true")},
         )
         try:
             self._wait_until_up(url, server)

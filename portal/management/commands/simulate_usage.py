@@ -25,7 +25,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, url, rate, count, key, **options):
-        lines = Line.objects.filter(status=Line.Status.ACTIVE)
+        lines = Line.objects.active()
         focus = list(lines.filter(billing_account__customer__kind="person").values_list("msisdn", flat=True))
         others = list(lines.filter(billing_account__customer__kind="company").values_list("msisdn", flat=True))
         if not focus and not others:

@@ -9,7 +9,7 @@ def first_answers_created(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("charging", "0014_network_credentials"),
+        ("charging", "0018_network_credentials"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('charging', '0013_usage_line_not_locked_per_record'),
+        ('charging', '0017_quota_log_set_aside'),
     ]
 
     operations = [
