@@ -20,7 +20,8 @@ from charging.models import (
     UsageEventReplay,
 )
 from charging.requests import ChargingError
-from charging.services import bucket_priority_change, bucket_validity_change, usage_event_replay
+from charging.services import bucket_priority_change, bucket_validity_change
+from charging.usage_events import usage_event_replay
 from portal.admin.profile_inputs import ProfileInputAdmin
 from portal.admin.read_only import ReadOnlyAdmin, ReadOnlyInline
 from portal.admin.reasons import ReasonForm, with_reason

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from charging.locks import usage_charge_sweep_lock
 from charging.models import UsageEvent, UsageQueueBacklog
-from charging.services import usage_event_fields, usage_event_store
+from charging.usage_events import usage_event_fields, usage_event_store
 from charging.usage_records import lines_by_msisdn
 from portal.db.rows import rows_insert
 from portal.task_queue import task_queue

@@ -11,8 +11,8 @@ from charging.online.store import sessions_expire as quota_sessions_expire
 from charging.quota import quota_store_enabled
 from charging.quota.log import log_apply
 from charging.quota.slices import slices_of_lapsed_allowances, slices_return
-from charging.services import usage_event_charge, usage_events_charge
 from charging.thresholds import threshold_notice_notify
+from charging.usage_events import usage_event_charge, usage_events_charge
 
 # A lost connection or a serialisation failure is worth another try, with backoff, a few times.
 RETRY_ON_DATABASE_HICCUPS = {

@@ -12,8 +12,8 @@ from rest_framework.response import Response
 from charging.api.network import NetworkView, source_of
 from charging.models import NetworkCredential, UsageEvent
 from charging.offline import RecordStatus, usage_batch_ingest
-from charging.services import usage_event_ingest
 from charging.units import Service, Unit, Zone, usage_quantity_limits
+from charging.usage_events import usage_event_ingest
 from portal.api.errors import ErrorSerializer
 from portal.errors import error_body
 

@@ -11,13 +11,14 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from charging import covered_batches, offline, services
+from charging import covered_batches, offline, usage_events
 from charging.ledger import ledger_mismatches
 from charging.models import Bucket, NodeLimit, Tariff, UsageEvent
 from charging.offline import usage_batch_ingest
 from charging.periods import period_start
-from charging.services import bucket_grant, usage_events_charge
+from charging.services import bucket_grant
 from charging.units import Service, Unit
+from charging.usage_events import usage_events_charge
 from tests.charging.test_offline_batch import books
 from tests.charging.trees import MB, company_tree, limit_on
 from tests.concurrency import run_together
@@ -89,7 +90,7 @@ def charged(event_ids: list[int], *, monkeypatch, shared_rows_last: bool) -> tup
             raise
         ways.append("shared last")
 
-    monkeypatch.setattr(services, "covered_batch_charge", spied)
+    monkeypatch.setattr(usage_events, "covered_batch_charge", spied)
     with transaction.atomic():
         usage_events_charge(event_ids=event_ids)
         found = books()

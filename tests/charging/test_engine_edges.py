@@ -14,8 +14,9 @@ from charging.models import MoneyBalance, NodeLimit, Tariff, TariffRate, UsageEv
 from charging.online import session_start, session_terminate, session_update
 from charging.periods import period_start
 from charging.requests import ChargingError
-from charging.services import money_post, usage_event_ingest, usage_events_charge
+from charging.services import money_post
 from charging.units import Service
+from charging.usage_events import usage_event_ingest, usage_events_charge
 from enterprise.models import SteeringRule
 from portal.services import billing_account_open
 from tests.charging.trees import MB, company_tree, limit_on

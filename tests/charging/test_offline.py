@@ -11,8 +11,8 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from charging.ledger import ledger_mismatches
 from charging.models import Bucket, LedgerEntry, UsageChargeSweep, UsageEvent, UsageQueueBacklog
 from charging.offline import requeue_after, usage_batch_ingest, usage_events_requeue
-from charging.services import usage_event_replay
 from charging.tasks import charge_usage_batch, queue_usage_backlog
+from charging.usage_events import usage_event_replay
 from portal.models import LineHold
 from portal.services import line_hold_lift, line_hold_place
 from tests.concurrency import run_together

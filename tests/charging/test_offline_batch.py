@@ -12,8 +12,9 @@ from charging import batch_charging
 from charging.ledger import ledger_mismatches
 from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit, Tariff, ThresholdNotice, UsageEvent
 from charging.offline import usage_batch_ingest
-from charging.services import bucket_grant, money_post, usage_events_charge
+from charging.services import bucket_grant, money_post
 from charging.units import Service, Unit
+from charging.usage_events import usage_events_charge
 from enterprise.models import SteeringRule
 from portal.services import billing_account_open
 from tests.charging.trees import MB, company_tree, limit_on

@@ -35,9 +35,10 @@ from charging.quota.log import FOLLOWER_NICENESS, LogNotDurable, log_apply, log_
 from charging.quota.profiles import line_profile
 from charging.quota.slices import slices_in_store, slices_mismatches
 from charging.requests import ChargingError
-from charging.services import bucket_grant, money_post, usage_event_ingest
+from charging.services import bucket_grant, money_post
 from charging.tasks import expire_reservations
 from charging.units import Service, Unit
+from charging.usage_events import usage_event_ingest
 from enterprise.models import SteeringRule
 from portal.services import billing_account_open
 from tests.charging.quota import quota_store, settle_store  # noqa: F401 - the fixture

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from charging.ledger import ledger_mismatches
 from charging.models import Bucket, LedgerEntry, MoneyBalance, UsageEvent
-from charging.services import usage_event_charge, usage_event_ingest, usage_event_replay
+from charging.usage_events import usage_event_charge, usage_event_ingest, usage_event_replay
 from portal.models import LineHold
 from portal.services import line_hold_lift, line_hold_place
 from tests.factories import MB, LineFactory, UserFactory, data_bucket, default_data_tariff, funded_account

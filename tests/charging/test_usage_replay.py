@@ -3,7 +3,7 @@
 import pytest
 
 from charging.models import UsageEvent, UsageEventReplay
-from charging.services import usage_event_ingest
+from charging.usage_events import usage_event_ingest
 from tests.factories import MB, LineFactory, UserFactory, data_bucket
 
 pytestmark = pytest.mark.django_db

@@ -12,8 +12,8 @@ from django.db import connection
 from charging.models import Bucket, ChargingSession, UsageEvent
 from charging.online import session_start, session_terminate
 from charging.quota.store import quota_store_clear
-from charging.services import usage_event_ingest
 from charging.tasks import apply_quota_log
+from charging.usage_events import usage_event_ingest
 from portal.asgi import application
 from portal.celery import app as celery_app
 from portal.processes import celery_worker

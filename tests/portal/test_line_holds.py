@@ -13,8 +13,9 @@ from charging.offline import usage_batch_ingest
 from charging.online import session_start, session_terminate, session_update
 from charging.quota.profiles import Mode, line_profile, profiles_warm
 from charging.requests import ChargingError
-from charging.services import bucket_grant, usage_event_ingest
+from charging.services import bucket_grant
 from charging.units import Unit
+from charging.usage_events import usage_event_ingest
 from portal.models import AuditEntry, LineHold
 from portal.services import HoldError, line_hold_lift, line_hold_place
 from tests.charging.quota import quota_store, settle_store  # noqa: F401 - the fixture

@@ -3,7 +3,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
-from charging.services import usage_event_charge, usage_event_ingest
+from charging.usage_events import usage_event_charge, usage_event_ingest
 from portal.asgi import application
 from portal.selfcare.consumers import CLOSE_UNAUTHENTICATED
 from tests.factories import MB, LineFactory, data_bucket

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from charging.models import Bucket, LedgerEntry, MoneyBalance, NodeLimit, UsageEvent
 from charging.offline import usage_batch_ingest
-from charging.services import usage_events_charge
+from charging.usage_events import usage_events_charge
 from portal.db import rows as row_updates
 from portal.db.rows import rows_insert, rows_update
 from tests.charging.trees import MB, company_tree

@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission, User
 from django.db import transaction
 
-from charging.services import usage_event_charge, usage_event_ingest
+from charging.usage_events import usage_event_charge, usage_event_ingest
 from enterprise.models import CostCentre, ManagerAssignment
 from enterprise.selectors import lines_visible_to
 from enterprise.services import cost_centre_create
