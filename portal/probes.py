@@ -29,7 +29,10 @@ def tasks_go_to_workers() -> bool:
 def workers_answering(*, timeout: float) -> int:
     """How many Celery workers answered a ping within ``timeout`` seconds (the first one
     ends the wait)."""
-    return len(current_app.control.ping(timeout=timeout, limit=1))
+    # A connection of its own, closed here: the reply queue's listener must not outlive the
+    # probe (left in the process's pool, it hangs any child the process forks).
+    with current_app.connection_for_write() as connection:
+        return len(current_app.control.ping(timeout=timeout, limit=1, connection=connection))
 
 
 def celery_queue_length() -> int | None:

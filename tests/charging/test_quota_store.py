@@ -502,11 +502,12 @@ def _follow(stop) -> None:
     connections.close_all()
 
 
-def _until(condition, *, seconds: float = 20) -> None:
+def _until(condition, *, seconds: float = 20, follower=None) -> None:
     """Until ``condition()`` holds: the follower works on its own time."""
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, "the follower did not apply the log in time"
+        exitcode = follower.exitcode if follower is not None else None
+        assert time.monotonic() < deadline, f"the follower did not apply the log in time (exit code {exitcode})"
         time.sleep(0.01)
 
 
@@ -525,21 +526,21 @@ def follower_running():
         follower.join(timeout=20)
 
 
-def sessions_applied_one_after_the_other(tree, between=lambda: None) -> None:
+def sessions_applied_one_after_the_other(tree, follower, between=lambda: None) -> None:
     """A session on each of two lines, the second once the follower applied the first."""
     start(tree.lines[0], session_id="s-1")
     session_terminate(session_id="s-1", request_number=1, used_units=3 * MB)
-    _until(lambda: ChargingSession.objects.filter(session_id="s-1").exists())
+    _until(lambda: ChargingSession.objects.filter(session_id="s-1").exists(), follower=follower)
     between()
     start(tree.lines[1], session_id="s-2")
     session_terminate(session_id="s-2", request_number=1, used_units=4 * MB)
-    _until(lambda: ChargingSession.objects.filter(session_id="s-2").exists())
+    _until(lambda: ChargingSession.objects.filter(session_id="s-2").exists(), follower=follower)
 
 
 def test_a_follower_applies_the_log_as_it_grows_at_a_lower_cpu_priority():
     tree = company_tree(lines=2, pool_units=100 * MB)
     with follower_running() as follower:
-        sessions_applied_one_after_the_other(tree)
+        sessions_applied_one_after_the_other(tree, follower)
         niceness = os.getpriority(os.PRIO_PROCESS, follower.pid)
 
     assert follower.exitcode == 0
@@ -564,7 +565,7 @@ def test_a_follower_whose_database_sessions_are_killed_reconnects_and_keeps_its_
     require_postgres()
     tree = company_tree(lines=2, pool_units=100 * MB)
     with follower_running() as follower:
-        sessions_applied_one_after_the_other(tree, between=_kill_other_database_sessions)
+        sessions_applied_one_after_the_other(tree, follower, between=_kill_other_database_sessions)
 
     assert follower.exitcode == 0
     assert fresh(tree.pool).remaining == 93 * MB  # each session's usage applied once
