@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, InterfaceError, connections
 from django.db.models import Sum
 from django.test import override_settings
 from redis.exceptions import RedisError
@@ -198,17 +198,19 @@ class Drills:
         return waiting.count()
 
     def _until(self, condition: Callable[[], bool], *, seconds: float) -> None:
+        """Until ``condition()`` holds or ``seconds`` pass (what still waits then counts as
+        lost). Halfway, the operator's step of the runbook: ``usage_requeue``, once."""
         deadline = time.monotonic() + seconds
-        while True:
+        requeued = False
+        while time.monotonic() < deadline:
             try:
                 if condition():
                     return
-            except Exception:  # noqa: BLE001, S110 - the database may be coming back
+                if not requeued and time.monotonic() > deadline - seconds / 2:
+                    usage_events_requeue(after=timedelta(0))
+                    requeued = True
+            except (DatabaseError, InterfaceError):  # the database is coming back
                 connections.close_all()
-            if time.monotonic() > deadline:
-                return  # what is still waiting is counted as lost
-            if time.monotonic() > deadline - seconds / 2:
-                usage_events_requeue(after=timedelta(0))  # the operator's usage_requeue
             time.sleep(0.2)
 
     def _offline_outcome(self, name: str, prefix: str, records: list[dict]) -> Outcome:

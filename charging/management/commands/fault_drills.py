@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
@@ -55,7 +56,8 @@ class Command(BaseCommand):
                 "FAULTS_PG_PORT": str(postgres.port),
                 "FAULTS_REDIS_PORT": str(redis.port),
             }
-            drills = subprocess.run([sys.executable, "manage.py", "fault_drills", "--inside"], env=env)  # noqa: S603
+            command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "fault_drills", "--inside"]
+            drills = subprocess.run(command, env=env)  # noqa: S603
         finally:
             redis.stop()
             postgres.stop()
