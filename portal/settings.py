@@ -152,6 +152,9 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# HTTP requests a server process runs at once (each holds a database connection while it
+# runs): a server process holds at most this many connections, and one for its websockets.
+HTTP_REQUESTS_AT_ONCE = int(os.environ.get("DJANGO_HTTP_REQUESTS_AT_ONCE", "6"))
 
 # --- Redis: Celery broker, channel layer, cache ----------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
