@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench faults lint migrate demo worker beat log-follower clean
+.PHONY: run test bench bench-live faults lint migrate demo worker beat log-follower clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,7 +21,7 @@ run: $(STAMP)
 
 ## Run the whole suite (PostgreSQL/Redis parts run when DATABASE_URL/REDIS_URL are set)
 # Its checks load the settings as production does, which refuse to start without a key.
-test bench faults: export DJANGO_SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_urlsafe(64))')
+test bench bench-live faults: export DJANGO_SECRET_KEY ?= $(shell python3 -c 'import secrets; print(secrets.token_urlsafe(64))')
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -32,6 +32,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) manage.py charging_bench
+
+## Live pushes to 1,000 open screens from 2 server processes (needs DATABASE_URL and REDIS_URL)
+bench-live: $(STAMP)
+	$(PY) manage.py live_bench
 
 ## Crash a worker, Redis, PostgreSQL and the log follower mid-run, on servers of its own
 faults: $(STAMP)
