@@ -29,6 +29,15 @@ ENTRY_SCALE: dict[str, tuple[int, str]] = {
 }
 
 
+# What happens past a limit, as a node page says it in a few words.
+PAST_LIMIT: dict[str, str] = {
+    NodeLimit.OnExceed.BLOCK.value: "blocked",
+    NodeLimit.OnExceed.THROTTLE.value: "throttled",
+    NodeLimit.OnExceed.OVERAGE.value: "overage, billed to the company",
+    NodeLimit.OnExceed.PERSONAL.value: "charged to the user",
+}
+
+
 @dataclass(frozen=True)
 class LimitFigures:
     """One limit as a page shows it; ``used`` is this period's (a period not yet rolled over
@@ -76,7 +85,7 @@ class LimitFigures:
 
     @property
     def on_exceed_display(self) -> str:
-        return NodeLimit.OnExceed(self.on_exceed).label.split(":")[0]
+        return PAST_LIMIT.get(self.on_exceed, self.on_exceed)
 
 
 @dataclass(frozen=True)

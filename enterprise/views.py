@@ -90,7 +90,9 @@ def node_children(request, node_id: int):
 
 
 def _node_page(request, node: CostCentre, *, limit_form=None, move_form=None, status: int = 200):
-    lines = Paginator(cost_centre_lines(node=node), LINES_PER_PAGE).get_page(request.GET.get("page"))
+    lines = None
+    if node.line_id is None:  # a device node is its one line
+        lines = Paginator(cost_centre_lines(node=node), LINES_PER_PAGE).get_page(request.GET.get("page"))
     context = {
         "node": node,
         "breadcrumbs": cost_centre_breadcrumbs(user=request.user, node=node),
