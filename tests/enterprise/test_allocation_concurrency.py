@@ -1,6 +1,7 @@
 """Headroom traded between two teams while their lines charge, on PostgreSQL with real
 concurrent workers: the two limits always add up to the same, no limit is passed, nothing
-deadlocks, and the ledger reconciles."""
+deadlocks, and the ledger reconciles. Sessions are charged in the database, and again
+through the quota store, whose slices of a limit count as reserved in the database."""
 
 import random
 import threading
@@ -18,12 +19,23 @@ from enterprise.models import CostCentre
 from enterprise.services import cost_centre_create
 from portal.models import AuditEntry
 from portal.services import line_create
+from tests.charging.quota import quota_store, settle_store  # noqa: F401 - the fixture
 from tests.charging.trees import MB, company_tree, limit_on
 from tests.concurrency import run_together
 from tests.factories import UserFactory
 from tests.services import require_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(params=["database", "quota store"])
+def engine(request):
+    """Where sessions are charged; ``settle()`` brings the database up to date afterwards."""
+    if request.param == "database":
+        return lambda: None
+    request.getfixturevalue("quota_store")
+    return settle_store
+
 
 CHARGERS = 8
 TRADERS = 4
@@ -54,7 +66,7 @@ def charge_until_refused(msisdn: str, seed: int) -> int:
     return granted_sessions
 
 
-def test_trading_headroom_under_concurrent_charging_keeps_the_total_and_every_limit(settings):
+def test_trading_headroom_under_concurrent_charging_keeps_the_total_and_every_limit(engine):
     require_postgres()
     tree = company_tree(lines=0, pool_units=2000 * MB)
     teams = [cost_centre_create(parent=tree.division, name=name, kind=CostCentre.Kind.TEAM) for name in "AB"]
@@ -118,6 +130,8 @@ def test_trading_headroom_under_concurrent_charging_keeps_the_total_and_every_li
     results = run_together(
         [lambda n=n: charger(n) for n in range(CHARGERS)] + [lambda n=n: trader(n) for n in range(TRADERS)] + [observer]
     )
+
+    engine()
 
     errors = [r for r in results if isinstance(r, Exception)]
     assert errors == []
