@@ -175,5 +175,9 @@ def node_history(request, node_id: int):
     return render(
         request,
         "enterprise/history.html",
-        {"node": node, "breadcrumbs": cost_centre_breadcrumbs(user=request.user, node=node), "entries": entries},
+        {
+            "node": node,
+            "breadcrumbs": [*cost_centre_breadcrumbs(user=request.user, node=node), node],
+            "entries": entries,
+        },
     )
