@@ -22,6 +22,10 @@ class NodeLimitForm(_Quantity, forms.Form):
     limit = forms.IntegerField(min_value=0, max_value=10**12, label="New limit per month", help_text=UNIT_HELP)
     reason = forms.CharField(max_length=200, label="Why")
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "limit-%s")  # both forms share a page: ids of their own
+        super().__init__(*args, **kwargs)
+
 
 class HeadroomMoveForm(_Quantity, forms.Form):
     unit = forms.ChoiceField(choices=UNIT_CHOICES)
@@ -30,6 +34,7 @@ class HeadroomMoveForm(_Quantity, forms.Form):
     reason = forms.CharField(max_length=200, label="Why")
 
     def __init__(self, *args, targets, **kwargs):
+        kwargs.setdefault("auto_id", "move-%s")
         super().__init__(*args, **kwargs)
         self.fields["target"].queryset = targets
         self.fields["target"].label_from_instance = lambda node: f"{node.name} ({node.get_kind_display()})"

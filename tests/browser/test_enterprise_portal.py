@@ -89,3 +89,22 @@ def test_the_sub_manager_sees_only_sales_and_another_division_answers_404(browse
         assert "Operations" not in page.content()
         response = page.goto(f"{base_url}/enterprise/nodes/{company.tree.root.pk}/children/")
         assert response.status == 404
+
+
+def test_the_manager_moves_headroom_to_a_sibling_division(browser):  # noqa: F811
+    company = acme()
+
+    with asgi_server() as base_url:
+        page = browser.new_page()
+        log_in(page, base_url, "acme-manager")
+        page.goto(f"{base_url}/enterprise/nodes/{company.tree.division.pk}/")
+        form = page.locator("#move-form")
+        form.get_by_label("Unit").select_option("bytes")
+        form.get_by_label("How much").fill("50")
+        form.get_by_label("To").select_option(label="Operations (Division)")
+        form.get_by_label("Why").fill("Field season")
+        form.get_by_role("button", name="Move").click()
+
+        expect(page.locator(".messages")).to_have_text("Headroom moved to Operations.")
+        expect(page.locator('#limits [data-limit-unit="bytes"] .limit')).to_have_text("250.0 MB")
+        assert NodeLimit.objects.get(pk=company.operations_limit.pk).limit == 250 * MB
