@@ -52,6 +52,8 @@ def node_limit_change(*, node: CostCentre, unit: str, limit: int, reason: str, a
         raise ValidationError(
             {"limit": f"{format_units(limit, unit)} is below what is already used and reserved ({taken})."}
         )
+    if current is not None and limit == current.limit:
+        raise ValidationError({"limit": f"The limit is already {format_units(limit, unit)}."})
     if current is None:
         current = NodeLimit.objects.create(node=node, unit=unit, limit=limit, period_start=now)
     else:

@@ -73,6 +73,19 @@ def test_a_limit_below_what_is_used_and_reserved_is_refused_naming_the_field(cli
     assert not AuditEntry.objects.exists()
 
 
+def test_setting_the_limit_it_already_has_records_nothing(client):
+    company = acme()
+    client.force_login(company.manager)
+
+    response = client.post(
+        f"/enterprise/nodes/{company.tree.division.pk}/limit/", {"unit": "bytes", "limit": "300", "reason": "Same"}
+    )
+
+    assert response.status_code == 400
+    assert response.context["limit_form"].errors["limit"] == ["The limit is already 300.0 MB."]
+    assert not AuditEntry.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("data", "field"),
     [
