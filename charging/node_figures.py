@@ -4,7 +4,7 @@ below it, its pools. Each read is a fixed number of queries, whatever the compan
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Exists, OuterRef, Sum
+from django.db.models import BigIntegerField, Case, Count, Exists, F, OuterRef, Q, Sum, Value, When
 from django.utils import timezone
 
 from charging.models import Bucket, NodeLimit
@@ -137,8 +137,14 @@ def node_limits_of(*, node_ids: list[int], at: datetime | None = None) -> dict[i
     return by_node
 
 
-def node_roll_up(*, node: CostCentre) -> list[RollUp]:
+def node_roll_up(*, node: CostCentre, at: datetime | None = None) -> list[RollUp]:
     """Per unit, the limits allocated below ``node`` (one aggregate query over the nested set)."""
+    at = at or timezone.now()
+    # A limit no charge has rolled into this period yet has used nothing in it.
+    current = Q()
+    for period in NodeLimit.Period.values:
+        current |= Q(period=period, period_start__gte=period_start(period=period, at=at))
+    this_period_used = Case(When(current, then=F("used")), default=Value(0), output_field=BigIntegerField())
     between = NodeLimit.objects.filter(
         unit=OuterRef("unit"),
         node__tree_id=node.tree_id,
@@ -151,7 +157,7 @@ def node_roll_up(*, node: CostCentre) -> list[RollUp]:
         .exclude(Exists(between))
         .order_by()
         .values("unit")
-        .annotate(nodes=Count("pk"), limit=Sum("limit"), used=Sum("used"), reserved=Sum("reserved"))
+        .annotate(nodes=Count("pk"), limit=Sum("limit"), used=Sum(this_period_used), reserved=Sum("reserved"))
         .order_by("unit")
     )
     return [RollUp(r["unit"], r["nodes"], r["limit"], r["used"], r["reserved"]) for r in rows]

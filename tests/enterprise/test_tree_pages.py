@@ -2,10 +2,12 @@
 node's figures, pools and lines; a page's queries do not grow with the company."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from charging.models import NodeLimit
 from charging.services import bucket_grant
@@ -90,6 +92,9 @@ def test_search_by_a_users_name_or_a_node_name_lists_the_matches(client):
 def test_a_node_shows_its_limit_used_reserved_remaining_allocation_below_and_pools(client):
     company = acme(lines=2)
     NodeLimit.objects.filter(pk=company.sales_limit.pk).update(used=120 * MB, reserved=30 * MB)
+    NodeLimit.objects.filter(pk=company.operations_limit.pk).update(
+        used=70 * MB, period_start=timezone.now() - timedelta(days=40)
+    )
     limit_on(company.tree.team, 100 * MB)
     limit_on(company.tree.team, 600, unit=Unit.SECONDS)
     bucket_grant(cost_centre=company.tree.root, name="Company voice pool", unit=Unit.SECONDS, quantity=6000)
@@ -102,6 +107,7 @@ def test_a_node_shows_its_limit_used_reserved_remaining_allocation_below_and_poo
     assert "Data : 100.0 MB on 1 cost centre, 0.0 MB used" in sales
     assert "Voice and video : 10 min 00 s on 1 cost centre" in sales
     # At the root, the team's limit sits inside Sales': only Sales and Operations count.
+    # Operations' limit last counted in an earlier month: it has used nothing this one.
     assert "Data : 500.0 MB on 2 cost centres, 120.0 MB used, 30.0 MB reserved" in root
     assert "Company data pool 1,000.0 MB left of 1,000.0 MB" in root
     assert "Company voice pool 100 min 00 s left" in root
@@ -154,6 +160,7 @@ def test_the_pages_queries_do_not_grow_with_the_company(client):
             queries_of(client, f"/enterprise/nodes/{sales}/"),
             queries_of(client, f"/enterprise/nodes/{sales}/children/"),
             queries_of(client, f"/enterprise/nodes/{sales}/history/"),
+            queries_of(client, "/enterprise/search/?q=3"),
         ]
 
     assert counts["small"] == counts["big"]
