@@ -27,6 +27,7 @@ from enterprise.selectors import (
 )
 
 LINES_PER_PAGE = 25
+CHILDREN_SHOWN = 100  # in the tree; a node's page lists all its lines, a page at a time
 
 
 def _change_summary(entry, names: dict[int, str]) -> str:
@@ -86,7 +87,9 @@ def search(request):
 @login_required
 def node_children(request, node_id: int):
     node = _node(request, node_id)
-    return render(request, "enterprise/_children.html", {"rows": _rows(cost_centre_children(node=node))})
+    rows = _rows(cost_centre_children(node=node)[: CHILDREN_SHOWN + 1])
+    context = {"rows": rows[:CHILDREN_SHOWN], "more": len(rows) > CHILDREN_SHOWN, "node": node}
+    return render(request, "enterprise/_children.html", context)
 
 
 def _node_page(request, node: CostCentre, *, limit_form=None, move_form=None, status: int = 200):

@@ -51,6 +51,17 @@ def test_opening_a_node_loads_its_children_as_a_fragment(client):
     assert "Phone 0" in team
 
 
+def test_a_node_with_very_many_children_shows_the_first_in_the_tree_and_links_to_the_rest(client, monkeypatch):
+    monkeypatch.setattr("enterprise.views.CHILDREN_SHOWN", 2)
+    company = acme(lines=3)
+    client.force_login(company.manager)
+
+    fragment = client.get(f"/enterprise/nodes/{company.tree.team.pk}/children/")
+
+    assert [row["node"] for row in fragment.context["rows"]] == company.tree.devices[:2]
+    assert "More below North: open it to see every line" in text(fragment)
+
+
 def test_a_sub_manager_sees_their_division_as_the_top_of_their_tree(client):
     company = acme()
     client.force_login(company.sub_manager)
