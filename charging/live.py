@@ -4,7 +4,8 @@ Groups: ``line.<id>`` (the line's owner and agents), ``account.<id>`` (whoever o
 billing account: its money moved) and ``node.<id>`` (the managers of that cost centre; a
 charge is pushed to every node on the line's path, so a manager watching any ancestor sees
 it). Each line, account and node is pushed once per transaction's worth of changes, and
-only if somebody watches it (see "Who is watching").
+only if somebody watches it (``charging.watchers``). A push carries the whole state a page
+shows of its group (the latest wins), numbered so that a page can ignore an older one.
 """
 
 import logging
@@ -12,11 +13,10 @@ from collections.abc import Iterable, Mapping
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db import transaction
 
 from charging.selectors import account_money_snapshots, line_balance_snapshots, node_snapshots
-from portal.db.redis import client_if_configured
+from charging.watchers import watched_sequences
 from portal.models import Line
 
 logger = logging.getLogger(__name__)
@@ -66,65 +66,50 @@ def changed_publish(
 ) -> None:
     of_lines = line_accounts.values() if line_accounts is not None else _accounts_of(line_ids)
     all_accounts = sorted({*account_ids, *of_lines})
-    watched = watched_groups(
+    groups = (
         [line_group(i) for i in line_ids] + [node_group(i) for i in node_ids] + [account_group(i) for i in all_accounts]
     )
-    messages = []
-    for line_id, snapshot in line_balance_snapshots(line_ids=[i for i in line_ids if line_group(i) in watched]).items():
-        messages.append((line_group(line_id), {"type": "line.changed", "line": line_id, "snapshot": snapshot}))
-    accounts = [i for i in all_accounts if account_group(i) in watched]
-    for account_id, money in account_money_snapshots(account_ids=accounts).items():
-        messages.append((account_group(account_id), {"type": "account.changed", "account": account_id, "money": money}))
-    for node_id, snapshot in node_snapshots(node_ids=[i for i in node_ids if node_group(i) in watched]).items():
-        messages.append((node_group(node_id), {"type": "node.changed", "node": node_id, "snapshot": snapshot}))
     layer = get_channel_layer()
-    if layer is None or not messages:
+    if layer is None:
         return
     try:
-        async_to_sync(_send_all)(layer, messages)
+        # Numbered before the snapshots are read: see charging.watchers.
+        messages = group_messages(watched_sequences(groups))
+        if messages:
+            async_to_sync(_send_all)(layer, messages)
     except Exception:
-        # A live push is best effort: the charge is committed and the page catches up on reload.
+        # A live push is best effort: the charge is committed, and a page that missed it is
+        # sent a fresh snapshot at its next heartbeat.
         logger.exception("could not publish the balance change of lines %s", line_ids[:10])
+
+
+def group_messages(sequences: Mapping[str, int]) -> list[tuple[str, dict]]:
+    """The push for each group, as of now, numbered with its sequence (a snapshot read after
+    the number was taken holds every change numbered before). ``view`` is what the page gets."""
+    ids: dict[str, list[int]] = {"line": [], "account": [], "node": []}
+    for group in sequences:
+        kind, _, pk = group.partition(".")
+        ids[kind].append(int(pk))
+    views = {}
+    for line_id, snapshot in line_balance_snapshots(line_ids=ids["line"]).items():
+        views[line_group(line_id)] = {"type": "line.changed", "line": line_id, **snapshot}
+    for account_id, money in account_money_snapshots(account_ids=ids["account"]).items():
+        views[account_group(account_id)] = {"type": "account.changed", "account": account_id, "money": money}
+    for node_id, snapshot in node_snapshots(node_ids=ids["node"]).items():
+        views[node_group(node_id)] = {"type": "node.changed", "node": node_id, **snapshot}
+    return [
+        (
+            group,
+            {"type": view["type"], "group": group, "seq": sequences[group], "view": {**view, "seq": sequences[group]}},
+        )
+        for group, view in views.items()
+    ]
 
 
 def _accounts_of(line_ids: list[int]) -> set[int]:
     return (
         set(Line.objects.filter(pk__any=line_ids).values_list("billing_account_id", flat=True)) if line_ids else set()
     )
-
-
-# --- Who is watching ----------------------------------------------------------------------------
-# With Redis, every websocket counts the groups it joined in one hash, so a charge is
-# snapshotted and pushed only to groups somebody watches (most lines have no page open). A
-# server that dies leaves its counts behind: their groups get pushes nobody reads, no worse.
-# Without Redis (one process, in-memory layer) every group is pushed.
-
-
-def _watch_key() -> str:
-    return f"{getattr(settings, 'CHANNELS_PREFIX', 'portal')}:watched"
-
-
-def groups_watch(groups: Iterable[str], *, by: int = 1) -> None:
-    conn = client_if_configured()
-    if conn is None:
-        return
-    with conn.pipeline(transaction=False) as pipe:
-        for group in groups:
-            pipe.hincrby(_watch_key(), group, by)
-        pipe.execute()
-
-
-def groups_unwatch(groups: Iterable[str]) -> None:
-    groups_watch(groups, by=-1)
-
-
-def watched_groups(groups: list[str]) -> set[str]:
-    """Those of ``groups`` that somebody watches (all of them without Redis)."""
-    conn = client_if_configured()
-    if conn is None or not groups:
-        return set(groups)
-    counts = conn.hmget(_watch_key(), groups)
-    return {group for group, count in zip(groups, counts, strict=True) if count is not None and int(count) > 0}
 
 
 async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:

@@ -102,9 +102,11 @@ def line_usage_by_hour(*, line: Line, unit: str, hours: int = 24, now: datetime 
     now = now or timezone.now()
     start = (now - timedelta(hours=hours - 1)).replace(minute=0, second=0, microsecond=0)
     totals = [0] * hours
-    events = UsageEvent.objects.filter(
-        line=line, unit=unit, status=UsageEvent.Status.CHARGED, occurred_at__gte=start
-    ).values_list("occurred_at", "quantity")
+    events = (
+        UsageEvent.objects.filter(line=line, unit=unit, status=UsageEvent.Status.CHARGED, occurred_at__gte=start)
+        .order_by()  # summed here: the model's ordering would only add a sort
+        .values_list("occurred_at", "quantity")
+    )
     for occurred_at, quantity in events:
         index = int((occurred_at - start).total_seconds() // 3600)
         if 0 <= index < hours:

@@ -77,6 +77,19 @@ def lines_managed_by(*, user) -> QuerySet[Line]:
     return Line.objects.filter(Exists(above))
 
 
+def cost_centres_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[CostCentre]:
+    """Every cost centre a user may open or watch: an agent who sees every line sees every
+    node; a manager the nodes of their assigned subtrees; anyone else none."""
+    if not user.is_authenticated:
+        return CostCentre.objects.none()
+    if agent_sees_every_line(user=user):
+        return CostCentre.objects.all()
+    above = ManagerAssignment.objects.filter(
+        user=user, node__tree_id=OuterRef("tree_id"), node__lft__lte=OuterRef("lft"), node__rght__gte=OuterRef("rght")
+    )
+    return CostCentre.objects.filter(Exists(above))
+
+
 def lines_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Line]:
     """Every line a user may open or watch, whatever their role: an agent every line their
     group allows, a consumer their own, a manager those below their assigned nodes. Another

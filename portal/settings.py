@@ -152,14 +152,30 @@ else:
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# HTTP requests a server process runs at once (each holds a database connection while it
+# runs): a server process holds at most this many connections, and one for its websockets.
+HTTP_REQUESTS_AT_ONCE = int(os.environ.get("DJANGO_HTTP_REQUESTS_AT_ONCE", "6"))
 
 # --- Redis: Celery broker, channel layer, cache ----------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Keys of the channel layer and of who watches what (charging.live) start with this.
+CHANNELS_PREFIX = os.environ.get("CHANNELS_PREFIX", "portal")
+# How often a live socket hears from the server when nothing moves: the page counts a socket
+# silent for longer than twice this as dead, and the server re-sends whatever it missed.
+LIVE_HEARTBEAT_SECONDS = float(os.environ.get("LIVE_HEARTBEAT_SECONDS", "15"))
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNELS_PREFIX", "portal")},
+            "CONFIG": {
+                # The layer waits for messages in blocking pops of 5 s; redis-py's own read
+                # timeout is also 5 s by default, so a quiet socket's pop timed out and closed it.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                "prefix": CHANNELS_PREFIX,
+                # A server process's sockets share one queue: each group push is one entry in it
+                # whatever the number of sockets, so this is how far a process may fall behind.
+                "capacity": int(os.environ.get("CHANNELS_CAPACITY", "5000")),
+            },
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}

@@ -12,3 +12,6 @@ import secrets
 
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(64))
 os.environ["DJANGO_SECURE_SSL_REDIRECT"] = "false"
+# Live pushes' keys of this run alone: who watches what is kept in Redis per server process,
+# and a run that just ended (or one beside this) must not count as watching this run's lines.
+os.environ.setdefault("CHANNELS_PREFIX", f"test{os.getpid()}")

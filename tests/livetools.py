@@ -22,9 +22,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def asgi_server() -> Iterator[str]:
+def asgi_server(port: int | None = None) -> Iterator[str]:
     """Serves the portal (HTTP and websockets) from a thread of this process; yields its URL."""
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config("portal.asgi:application", host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -49,6 +49,15 @@ def websocket_headers(user=None) -> list[tuple[bytes, bytes]]:
         client.force_login(user)
         headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
     return headers
+
+
+async def until_ready(communicator, timeout: float = 2) -> tuple[dict, list[dict]]:
+    """Reads a live socket's opening: the current state of each group it joined, then
+    ``ready``; returns ``ready`` and those states."""
+    states = []
+    while (message := await communicator.receive_json_from(timeout=timeout))["type"] != "ready":
+        states.append(message)
+    return message, states
 
 
 @contextmanager

@@ -22,7 +22,7 @@ class UsageEvent(models.Model):
     source = models.CharField(max_length=50, default="mediation")
     external_id = models.CharField(max_length=100)
     msisdn = models.CharField(max_length=20, blank=True)
-    # Indexed with the time it arrived (Meta.indexes): a line's usage is always read newest first.
+    # Indexed with the time it happened (Meta.indexes): pages read a line's usage newest first.
     # No foreign-key constraint in the database: its check at commit locks the line's row for
     # every record stored (a write to the line table per record, about a third of what storing
     # a batch costs the server). The line is the one its number resolved to as the record was
@@ -61,7 +61,9 @@ class UsageEvent(models.Model):
             models.UniqueConstraint(fields=["source", "external_id"], name="usage_event_once_per_source"),
         ]
         indexes = [
-            models.Index(fields=["line", "-received_at"]),
+            # A line's usage by when it happened: its latest records and its hours, without a
+            # scan of everyone's (it replaces one by arrival, so storing costs no more).
+            models.Index(fields=["line", "-occurred_at"], name="usage_event_line_occurred"),
             # The records turned away (they alone carry a reason), newest first. Nothing a charge
             # writes is indexed, ``status`` included: marking a record charged rewrites it on
             # its own page (a "HOT" update; the table leaves room for it, migration 0010)

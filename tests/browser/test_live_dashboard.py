@@ -4,12 +4,14 @@ import json
 import urllib.request
 
 import pytest
+from django.db import transaction
 from playwright.sync_api import expect, sync_playwright
 
 from charging.models import Bucket
+from charging.usage_events import usage_event_charge, usage_event_ingest
 from portal.demo.data import mediation_key
 from tests.factories import MB, LineFactory, UserFactory, data_bucket
-from tests.livetools import asgi_server
+from tests.livetools import asgi_server, free_port
 from tests.services import chromium_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -40,6 +42,13 @@ def post_usage(base_url: str, key: str, record: dict) -> int:
         return response.status
 
 
+def log_in(page, base_url: str, username: str) -> None:
+    page.goto(f"{base_url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill("secret-pass")
+    page.get_by_role("button", name="Log in").click()
+
+
 def test_dashboard_shows_the_new_remaining_amount_without_a_reload(browser):
     user = UserFactory(username="carla")
     line = LineFactory(billing_account__customer__user=user, msisdn="31630000001")
@@ -48,10 +57,7 @@ def test_dashboard_shows_the_new_remaining_amount_without_a_reload(browser):
 
     with asgi_server() as base_url:
         page = browser.new_page()
-        page.goto(f"{base_url}/accounts/login/")
-        page.get_by_label("Username").fill("carla")
-        page.get_by_label("Password").fill("secret-pass")
-        page.get_by_role("button", name="Log in").click()
+        log_in(page, base_url, "carla")
         remaining = page.locator(f'[data-bucket-id="{bucket.pk}"] .remaining')
         expect(remaining).to_have_text("100.0 MB")
         expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
@@ -74,3 +80,37 @@ def test_dashboard_shows_the_new_remaining_amount_without_a_reload(browser):
         expect(page.locator("#live-notices .notice")).to_have_text(
             ["Your Data allowance is 50% used: 55.0 MB of 100.0 MB"], timeout=1000
         )
+
+
+def test_a_page_that_lost_its_socket_says_so_and_catches_up_when_it_reconnects(browser):
+    user = UserFactory(username="dora")
+    line = LineFactory(billing_account__customer__user=user, msisdn="31630000002")
+    bucket = data_bucket(line, 100 * MB)
+    key = mediation_key()
+    port = free_port()
+    page = browser.new_page()
+    status = page.locator("#live-status")
+    remaining = page.locator(f'[data-bucket-id="{bucket.pk}"] .remaining')
+
+    with asgi_server(port) as base_url:
+        log_in(page, base_url, "dora")
+        expect(status).to_have_attribute("data-state", "live")
+        post_usage(base_url, key, {"external_id": "c-1", "msisdn": line.msisdn, "service": "data", "quantity": 10 * MB})
+        expect(remaining).to_have_text("90.0 MB", timeout=1000)
+        page.evaluate("window.loadedOnce = true")
+    # The server went away mid-stream: the page says it is not live, and misses this charge.
+    expect(status).to_have_attribute("data-state", "offline")
+    charge_directly(line, "c-2", 25 * MB)
+
+    with asgi_server(port):
+        expect(status).to_have_attribute("data-state", "live", timeout=10_000)
+        expect(remaining).to_have_text("65.0 MB")
+        assert page.evaluate("window.loadedOnce") is True  # caught up without a reload
+
+
+def charge_directly(line, external_id: str, quantity: int) -> None:
+    with transaction.atomic():
+        event, _ = usage_event_ingest(
+            payload={"external_id": external_id, "msisdn": line.msisdn, "service": "data", "quantity": quantity}
+        )
+    usage_event_charge(event_id=event.pk)

@@ -20,7 +20,7 @@ from enterprise.services import company_create, cost_centre_create
 from portal.asgi import application
 from portal.models import ContactPreferences, Notification
 from tests.factories import GB, BillingAccountFactory, CustomerFactory, LineFactory, UserFactory, data_bucket
-from tests.livetools import websocket_headers
+from tests.livetools import until_ready, websocket_headers
 from tests.services import require_postgres
 
 pytestmark = pytest.mark.django_db
@@ -324,7 +324,7 @@ async def test_line_owner_socket_receives_the_crossing_when_the_charge_commits()
     communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
     connected, _ = await communicator.connect()
     assert connected
-    await communicator.receive_json_from()  # ready
+    await until_ready(communicator)
 
     def charge():
         with transaction.atomic():

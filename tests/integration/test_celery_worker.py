@@ -18,7 +18,7 @@ from portal.asgi import application
 from portal.celery import app as celery_app
 from portal.processes import celery_worker
 from tests.factories import MB, LineFactory, data_bucket
-from tests.livetools import websocket_headers
+from tests.livetools import until_ready, websocket_headers
 from tests.services import redis_url
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -32,7 +32,7 @@ async def owners_socket(line) -> WebsocketCommunicator:
     )
     connected, _ = await communicator.connect()
     assert connected
-    assert (await communicator.receive_json_from())["type"] == "ready"
+    await until_ready(communicator)
     return communicator
 
 

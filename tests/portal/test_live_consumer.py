@@ -7,7 +7,7 @@ from charging.usage_events import usage_event_charge, usage_event_ingest
 from portal.asgi import application
 from portal.selfcare.consumers import CLOSE_UNAUTHENTICATED
 from tests.factories import MB, LineFactory, data_bucket
-from tests.livetools import websocket_headers
+from tests.livetools import until_ready, websocket_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,7 +41,9 @@ async def test_socket_refuses_someone_elses_line_and_sends_nothing_of_it():
     user = await database_sync_to_async(lambda: mine.billing_account.customer.user)()
     communicator, connected, _ = await connect(user)
     assert connected
-    assert await communicator.receive_json_from() == {"type": "ready", "lines": [mine.pk], "cost_centres": []}
+    ready, states = await until_ready(communicator)
+    assert (ready["lines"], ready["cost_centres"]) == ([mine.pk], [])
+    assert {s["type"] for s in states} == {"line.changed", "account.changed"}
 
     await communicator.send_json_to({"action": "subscribe", "line": theirs.pk})
     answer = await communicator.receive_json_from()
@@ -58,7 +60,7 @@ async def test_owner_receives_the_new_balance_when_a_charge_commits():
     user = await database_sync_to_async(lambda: line.billing_account.customer.user)()
     communicator, connected, _ = await connect(user)
     assert connected
-    await communicator.receive_json_from()  # ready
+    await until_ready(communicator)
 
     await database_sync_to_async(charge)(line, "mine-1", 3 * MB)
     message = await communicator.receive_json_from(timeout=2)
@@ -87,8 +89,8 @@ async def test_a_manager_sees_charges_below_their_cost_centre_and_nothing_of_oth
     tree, manager, outsider = await database_sync_to_async(build)()
     watching, _, _ = await connect(manager)
     elsewhere, _, _ = await connect(outsider)
-    ready = await watching.receive_json_from()
-    await elsewhere.receive_json_from()
+    ready, _ = await until_ready(watching)
+    await until_ready(elsewhere)
 
     await database_sync_to_async(charge)(tree.lines[0], "ev-team", 10 * MB)
 
@@ -112,8 +114,8 @@ async def test_a_top_up_reaches_the_account_owner_and_no_one_else():
     stranger = await database_sync_to_async(lambda: theirs.billing_account.customer.user)()
     watching, _, _ = await connect(owner)
     elsewhere, _, _ = await connect(stranger)
-    await watching.receive_json_from()
-    await elsewhere.receive_json_from()
+    await until_ready(watching)
+    await until_ready(elsewhere)
 
     def top_up():
         with transaction.atomic():
@@ -122,6 +124,7 @@ async def test_a_top_up_reaches_the_account_owner_and_no_one_else():
     await database_sync_to_async(top_up)()
 
     pushed = await watching.receive_json_from(timeout=2)
+    assert pushed.pop("seq") > 0
     assert pushed == {
         "type": "account.changed",
         "account": mine.billing_account_id,

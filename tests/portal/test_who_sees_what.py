@@ -19,7 +19,7 @@ from portal.models import Customer, Line
 from portal.services import line_create
 from tests.charging.trees import Tree, company_tree
 from tests.factories import MB, LineFactory, UserFactory, data_bucket
-from tests.livetools import websocket_headers
+from tests.livetools import until_ready, websocket_headers
 
 
 @dataclass
@@ -166,13 +166,13 @@ async def test_a_manager_reassigned_to_engineering_cannot_join_an_operations_lin
 
     acme, manager = await database_sync_to_async(build)()
     socket = await connect(manager)
-    ready = await socket.receive_json_from()
+    ready, _ = await until_ready(socket)
 
     await socket.send_json_to({"action": "subscribe", "line": acme.operations.pk})
     refused = await socket.receive_json_from()
     await database_sync_to_async(charge)(acme.operations, "ops-1")
 
-    assert ready == {"type": "ready", "lines": [], "cost_centres": [acme.engineering_node.pk]}
+    assert (ready["lines"], ready["cost_centres"]) == ([], [acme.engineering_node.pk])
     assert refused == {"type": "error", "code": "not_found", "line": acme.operations.pk}
     assert await socket.receive_nothing(timeout=0.3)
     await socket.disconnect()
@@ -189,13 +189,19 @@ async def test_a_sub_manager_watches_a_line_of_their_subtree_live():
 
     acme, sub_manager = await database_sync_to_async(build)()
     socket = await connect(sub_manager)
-    await socket.receive_json_from()  # ready
+    await until_ready(socket)
 
     await socket.send_json_to({"action": "subscribe", "line": acme.engineering.pk})
     subscribed = await socket.receive_json_from()
+    current = await socket.receive_json_from()
     await database_sync_to_async(charge)(acme.engineering, "eng-1")
     pushed = [await socket.receive_json_from(timeout=2) for _ in range(2)]
 
     assert subscribed == {"type": "subscribed", "line": acme.engineering.pk}
+    assert (current["type"], current["line"], current["buckets"][0]["remaining"]) == (
+        "line.changed",
+        acme.engineering.pk,
+        10 * MB,
+    )
     assert sorted(m["type"] for m in pushed) == ["line.changed", "node.changed"]
     await socket.disconnect()
