@@ -84,6 +84,15 @@ def cost_centres_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QueryS
         return CostCentre.objects.none()
     if agent_sees_every_line(user=user):
         return CostCentre.objects.all()
+    return cost_centres_in_subtrees_of(user=user)
+
+
+def cost_centres_in_subtrees_of(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[CostCentre]:
+    """The cost centres a manager may open and change: the nodes assigned to them and
+    everything below. The manager's pages, fragments and forms look nodes up here only (an
+    agent works in the admin): any other id answers 404."""
+    if not user.is_authenticated:
+        return CostCentre.objects.none()
     above = ManagerAssignment.objects.filter(
         user=user, node__tree_id=OuterRef("tree_id"), node__lft__lte=OuterRef("lft"), node__rght__gte=OuterRef("rght")
     )
@@ -158,20 +167,6 @@ def manager_assignment_refusal(*, user, node: CostCentre, assignment_id: int | N
 # --- A manager's view of the tree -------------------------------------------------------------
 
 
-def cost_centres_visible_to(*, user) -> QuerySet[CostCentre]:
-    """Every cost centre a manager may open: the nodes assigned to them and everything below.
-    Pages, fragments and forms look nodes up here only; any other id answers 404."""
-    if not user.is_authenticated:
-        return CostCentre.objects.none()
-    above = ManagerAssignment.objects.filter(
-        user=user,
-        node__tree_id=OuterRef("tree_id"),
-        node__lft__lte=OuterRef("lft"),
-        node__rght__gte=OuterRef("rght"),
-    )
-    return CostCentre.objects.filter(Exists(above))
-
-
 def cost_centre_roots_of(*, user) -> QuerySet[CostCentre]:
     """The tops of a manager's subtrees: assigned nodes that lie below no other assigned node."""
     inside = ManagerAssignment.objects.filter(
@@ -218,7 +213,9 @@ def cost_centres_with_line_counts(*, nodes: QuerySet[CostCentre]) -> QuerySet[Co
 
 def cost_centre_breadcrumbs(*, user, node: CostCentre) -> list[CostCentre]:
     """The node's ancestors the manager may open, from the top of their subtree down."""
-    return list(cost_centres_visible_to(user=user).filter(tree_id=node.tree_id, lft__lt=node.lft, rght__gt=node.rght))
+    return list(
+        cost_centres_in_subtrees_of(user=user).filter(tree_id=node.tree_id, lft__lt=node.lft, rght__gt=node.rght)
+    )
 
 
 def cost_centre_lines(*, node: CostCentre) -> QuerySet[CostCentre]:
@@ -244,7 +241,7 @@ def cost_centre_search(*, user, query: str, limit: int = 20) -> list[CostCentre]
     if digits.isdigit():
         wanted |= Q(line__msisdn__contains=digits)
     return list(
-        cost_centres_visible_to(user=user)
+        cost_centres_in_subtrees_of(user=user)
         .filter(wanted)
         .select_related("line", "personal_account__customer", "parent")
         .order_by("level", "name")[:limit]
@@ -257,7 +254,7 @@ def cost_centres_near(*, user, node: CostCentre) -> QuerySet[CostCentre]:
     near = Q(parent_id=node.pk)
     if node.parent_id is not None:
         near |= Q(pk=node.parent_id) | Q(parent_id=node.parent_id)
-    return cost_centres_visible_to(user=user).filter(near).exclude(pk=node.pk).order_by("lft")
+    return cost_centres_in_subtrees_of(user=user).filter(near).exclude(pk=node.pk).order_by("lft")
 
 
 def cost_centre_history(*, node: CostCentre) -> QuerySet[AuditEntry]:

@@ -1,5 +1,5 @@
 """The enterprise telecom manager's pages (/enterprise/). Every node is looked up through
-``cost_centres_visible_to``: a node outside the manager's subtrees answers 404."""
+``cost_centres_in_subtrees_of``: a node outside the manager's subtrees answers 404."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -21,8 +21,8 @@ from enterprise.selectors import (
     cost_centre_lines,
     cost_centre_roots_of,
     cost_centre_search,
+    cost_centres_in_subtrees_of,
     cost_centres_near,
-    cost_centres_visible_to,
     cost_centres_with_line_counts,
 )
 
@@ -51,7 +51,7 @@ def _change_summary(entry, names: dict[int, str]) -> str:
 
 
 def _node(request, node_id: int) -> CostCentre:
-    nodes = cost_centres_visible_to(user=request.user).select_related("company", "line")
+    nodes = cost_centres_in_subtrees_of(user=request.user).select_related("company", "line")
     return get_object_or_404(nodes, pk=node_id)
 
 
@@ -145,7 +145,7 @@ def node_headroom_move(request, node_id: int):
     if target_id.isdigit():
         _node(request, int(target_id))  # a target outside the manager's subtrees: 404 as well
     # Any node the manager may open can receive headroom; the form lists the nearest ones.
-    form = HeadroomMoveForm(request.POST, targets=cost_centres_visible_to(user=request.user))
+    form = HeadroomMoveForm(request.POST, targets=cost_centres_in_subtrees_of(user=request.user))
     if form.is_valid():
         target = form.cleaned_data["target"]
         try:
@@ -171,7 +171,7 @@ def node_history(request, node_id: int):
     node = _node(request, node_id)
     entries = Paginator(cost_centre_history(node=node), 50).get_page(request.GET.get("page"))
     others = {e.after.get("to", e.after.get("from")) for e in entries} - {None}
-    visible = cost_centres_visible_to(user=request.user).filter(pk__in=others)
+    visible = cost_centres_in_subtrees_of(user=request.user).filter(pk__in=others)
     names = dict(visible.values_list("pk", "name"))
     for entry in entries:
         entry.summary = _change_summary(entry, names)

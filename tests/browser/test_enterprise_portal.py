@@ -5,7 +5,8 @@ from playwright.sync_api import expect
 
 from charging.models import NodeLimit
 from charging.selectors import node_snapshots
-from tests.browser.test_live_dashboard import browser  # noqa: F401  (the fixture)
+from portal.demo.data import mediation_key
+from tests.browser.test_live_dashboard import browser, post_usage  # noqa: F401  (the fixture)
 from tests.charging.trees import MB
 from tests.enterprise.companies import acme
 from tests.livetools import asgi_server
@@ -70,6 +71,34 @@ def test_a_node_changed_message_redraws_the_nodes_limits_without_a_reload(browse
         expect(limit.locator(".used")).to_have_text("100.0 MB")
         expect(limit.locator(".reserved")).to_have_text("25.0 MB")
         expect(limit.locator(".remaining")).to_have_text("175.0 MB")
+        assert page.evaluate("window.loadedOnce") is True
+
+
+def test_a_charge_on_a_line_below_moves_the_nodes_figures_within_a_second(browser):  # noqa: F811
+    company = acme()
+    sales, line = company.tree.division, company.tree.lines[0]
+    key = mediation_key()
+
+    with asgi_server() as base_url:
+        page = browser.new_page()
+        log_in(page, base_url, "acme-manager")
+        page.goto(f"{base_url}/enterprise/nodes/{sales.pk}/")
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+        limit = page.locator('#limits [data-limit-unit="bytes"]')
+        pool = page.locator(f'[data-pool-id="{company.tree.pool.pk}"]')
+        page.goto(f"{base_url}/enterprise/nodes/{company.tree.root.pk}/")
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+        expect(pool.locator(".remaining")).to_have_text("1,000.0 MB")
+        page.goto(f"{base_url}/enterprise/nodes/{sales.pk}/")
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+        expect(limit.locator(".used")).to_have_text("0.0 MB")
+        page.evaluate("window.loadedOnce = true")
+
+        record = {"external_id": "e-1", "msisdn": line.msisdn, "service": "data", "quantity": 40 * MB}
+        assert post_usage(base_url, key, record) == 201
+
+        expect(limit.locator(".used")).to_have_text("40.0 MB", timeout=1000)
+        expect(limit.locator(".remaining")).to_have_text("260.0 MB")
         assert page.evaluate("window.loadedOnce") is True
 
 

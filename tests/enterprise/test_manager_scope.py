@@ -2,6 +2,7 @@
 of a sibling subtree: 404, never data, and nothing changed."""
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from charging.models import NodeLimit
 from portal.models import AuditEntry
@@ -92,6 +93,16 @@ def test_a_user_who_manages_nothing_sees_an_empty_tree_and_no_node(client):
 
     assert "You manage no cost centres" in client.get("/enterprise/").content.decode()
     assert client.get(f"/enterprise/nodes/{company.tree.root.pk}/").status_code == 404
+
+
+def test_an_agent_who_sees_every_line_has_no_managers_page(client):
+    company = acme()
+    agent = UserFactory(is_staff=True)
+    agent.user_permissions.add(Permission.objects.get(codename="view_line"))
+    client.force_login(agent)
+
+    assert_not_found_everywhere(client, company.tree.division.pk, secret="Sales")
+    assert "You manage no cost centres" in client.get("/enterprise/").content.decode()
 
 
 def test_an_anonymous_visitor_is_sent_to_log_in(client):
