@@ -74,7 +74,7 @@ def test_a_node_changed_message_redraws_the_nodes_limits_without_a_reload(browse
         assert page.evaluate("window.loadedOnce") is True
 
 
-def test_a_charge_on_a_line_below_moves_the_nodes_figures_within_a_second(browser):  # noqa: F811
+def test_a_charge_on_a_line_below_moves_the_nodes_limits_and_pools_within_a_second(browser):  # noqa: F811
     company = acme()
     sales, line = company.tree.division, company.tree.lines[0]
     key = mediation_key()
@@ -83,13 +83,7 @@ def test_a_charge_on_a_line_below_moves_the_nodes_figures_within_a_second(browse
         page = browser.new_page()
         log_in(page, base_url, "acme-manager")
         page.goto(f"{base_url}/enterprise/nodes/{sales.pk}/")
-        expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
         limit = page.locator('#limits [data-limit-unit="bytes"]')
-        pool = page.locator(f'[data-pool-id="{company.tree.pool.pk}"]')
-        page.goto(f"{base_url}/enterprise/nodes/{company.tree.root.pk}/")
-        expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
-        expect(pool.locator(".remaining")).to_have_text("1,000.0 MB")
-        page.goto(f"{base_url}/enterprise/nodes/{sales.pk}/")
         expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
         expect(limit.locator(".used")).to_have_text("0.0 MB")
         page.evaluate("window.loadedOnce = true")
@@ -100,6 +94,15 @@ def test_a_charge_on_a_line_below_moves_the_nodes_figures_within_a_second(browse
         expect(limit.locator(".used")).to_have_text("40.0 MB", timeout=1000)
         expect(limit.locator(".remaining")).to_have_text("260.0 MB")
         assert page.evaluate("window.loadedOnce") is True
+
+        page.goto(f"{base_url}/enterprise/nodes/{company.tree.root.pk}/")
+        pool = page.locator(f'[data-pool-id="{company.tree.pool.pk}"] .remaining')
+        expect(pool).to_have_text("960.0 MB")
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+        record = {"external_id": "e-2", "msisdn": line.msisdn, "service": "data", "quantity": 10 * MB}
+        assert post_usage(base_url, key, record) == 201
+
+        expect(pool).to_have_text("950.0 MB", timeout=1000)
 
 
 def test_the_sub_manager_sees_only_sales_and_another_division_answers_404(browser):  # noqa: F811
