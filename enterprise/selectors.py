@@ -1,10 +1,12 @@
 """Reads of the cost-centre tree, and who may see which line (every role, in one place)."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from enterprise.models import Company, CostCentre, ManagerAssignment
-from portal.models import Customer, Line
+from portal.models import AuditEntry, Customer, Line
 from portal.selectors import agent_sees_every_line, lines_owned_by
 
 
@@ -82,6 +84,15 @@ def cost_centres_visible_to(*, user: AbstractBaseUser | AnonymousUser) -> QueryS
         return CostCentre.objects.none()
     if agent_sees_every_line(user=user):
         return CostCentre.objects.all()
+    return cost_centres_in_subtrees_of(user=user)
+
+
+def cost_centres_in_subtrees_of(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[CostCentre]:
+    """The cost centres a manager may open and change: the nodes assigned to them and
+    everything below. The manager's pages, fragments and forms look nodes up here only (an
+    agent works in the admin): any other id answers 404."""
+    if not user.is_authenticated:
+        return CostCentre.objects.none()
     above = ManagerAssignment.objects.filter(
         user=user, node__tree_id=OuterRef("tree_id"), node__lft__lte=OuterRef("lft"), node__rght__gte=OuterRef("rght")
     )
@@ -151,3 +162,103 @@ def manager_assignment_refusal(*, user, node: CostCentre, assignment_id: int | N
     if not works_here:
         return f"{user} is a consumer's login with nothing to do with {company}."
     return None
+
+
+# --- A manager's view of the tree -------------------------------------------------------------
+
+
+def cost_centre_roots_of(*, user) -> QuerySet[CostCentre]:
+    """The tops of a manager's subtrees: assigned nodes that lie below no other assigned node."""
+    inside = ManagerAssignment.objects.filter(
+        user=user,
+        node__tree_id=OuterRef("tree_id"),
+        node__lft__lt=OuterRef("lft"),
+        node__rght__gt=OuterRef("rght"),
+    )
+    return (
+        CostCentre.objects.filter(managers__user=user)
+        .exclude(Exists(inside))
+        .select_related("company")
+        .order_by("company__name", "lft")
+    )
+
+
+def _with_line_counts(nodes: QuerySet[CostCentre]) -> QuerySet[CostCentre]:
+    """Annotates each node with the lines below it (itself included): one subquery over the
+    nested set, however many nodes are listed."""
+    below = (
+        CostCentre.objects.filter(
+            tree_id=OuterRef("tree_id"),
+            lft__gte=OuterRef("lft"),
+            rght__lte=OuterRef("rght"),
+            kind=CostCentre.Kind.DEVICE,
+        )
+        .order_by()
+        .values("tree_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return nodes.annotate(line_count=Coalesce(Subquery(below), 0))
+
+
+def cost_centre_children(*, node: CostCentre) -> QuerySet[CostCentre]:
+    """A node's children (device nodes with their lines), each with its line count."""
+    children = CostCentre.objects.filter(parent=node).select_related("line").order_by("lft")
+    return _with_line_counts(children)
+
+
+def cost_centres_with_line_counts(*, nodes: QuerySet[CostCentre]) -> QuerySet[CostCentre]:
+    return _with_line_counts(nodes)
+
+
+def cost_centre_breadcrumbs(*, user, node: CostCentre) -> list[CostCentre]:
+    """The node's ancestors the manager may open, from the top of their subtree down."""
+    return list(
+        cost_centres_in_subtrees_of(user=user).filter(tree_id=node.tree_id, lft__lt=node.lft, rght__gt=node.rght)
+    )
+
+
+def cost_centre_lines(*, node: CostCentre) -> QuerySet[CostCentre]:
+    """The device nodes (lines) below a node, itself included, by number."""
+    return (
+        CostCentre.objects.filter(
+            tree_id=node.tree_id, lft__gte=node.lft, rght__lte=node.rght, kind=CostCentre.Kind.DEVICE
+        )
+        .select_related("line", "personal_account__customer", "parent")
+        .order_by("line__msisdn")
+    )
+
+
+def cost_centre_search(*, user, query: str, limit: int = 20) -> list[CostCentre]:
+    """Cost centres and lines the manager may open whose name, number, device label or user's
+    name contains ``query``; numbers match with or without a leading + or spaces."""
+    query = query.strip()
+    if not query:
+        return []
+    digits = query.replace(" ", "").lstrip("+")
+    wanted = Q(name__icontains=query) | Q(line__device_label__icontains=query)
+    wanted |= Q(personal_account__customer__name__icontains=query)
+    if digits.isdigit():
+        wanted |= Q(line__msisdn__contains=digits)
+    return list(
+        cost_centres_in_subtrees_of(user=user)
+        .filter(wanted)
+        .select_related("line", "personal_account__customer", "parent")
+        .order_by("level", "name")[:limit]
+    )
+
+
+def cost_centres_near(*, user, node: CostCentre) -> QuerySet[CostCentre]:
+    """A node's parent, siblings and children the manager may open: where headroom is most
+    often traded to."""
+    near = Q(parent_id=node.pk)
+    if node.parent_id is not None:
+        near |= Q(pk=node.parent_id) | Q(parent_id=node.parent_id)
+    return cost_centres_in_subtrees_of(user=user).filter(near).exclude(pk=node.pk).order_by("lft")
+
+
+def cost_centre_history(*, node: CostCentre) -> QuerySet[AuditEntry]:
+    """The audited changes made to a node (its limits, headroom moved in or out), newest first."""
+    return AuditEntry.objects.filter(
+        target_type=ContentType.objects.get_for_model(CostCentre), target_id=str(node.pk)
+    ).select_related("actor")

@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/", include("charging.api.urls")),
     path("api/", include("catalog.api_urls")),
     path("shop/", include("catalog.urls")),
+    path("enterprise/", include("enterprise.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health/", operations.health, name="health"),

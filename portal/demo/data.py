@@ -11,8 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from charging.credentials import network_credential_issue
-from charging.models import LedgerEntry, NetworkCredential, Tariff
-from charging.services import bucket_grant, money_balance_open, money_post
+from charging.models import LedgerEntry, NetworkCredential, NodeLimit, Tariff
+from charging.services import bucket_grant, money_balance_open, money_post, node_limit_set
 from charging.units import Service, Unit
 from enterprise.models import CostCentre, ManagerAssignment
 from enterprise.selectors import company_root
@@ -42,6 +42,7 @@ DEMO_LOGINS = [
     Login("consumer", "alice", "alice-demo"),
     Login("consumer", "bob", "bob-demo"),
     Login("enterprise manager", "acme-manager", "acme-demo"),
+    Login("enterprise sub-manager (Sales)", "acme-sales", "acme-demo"),
     Login("call-centre agent (admin)", "agent", "agent-demo"),
 ]
 
@@ -142,6 +143,38 @@ def _enterprise() -> None:
                         reason="Demo plan",
                     )
                     cost_centre_create(parent=team, name=line.msisdn, kind=CostCentre.Kind.DEVICE, line=line)
+    _enterprise_allowances(root)
+
+
+def _enterprise_allowances(root: CostCentre) -> None:
+    """What Acme bought (a pool per unit, for the month) and how it is split: limits on the
+    divisions and a few teams, with different policies past them, and Sales given to a
+    sub-manager."""
+    month = timezone.now() + timedelta(days=30)
+    for name, unit, quantity in [
+        ("Company data pool", Unit.BYTES, 2000 * GB),
+        ("Company voice and video pool", Unit.SECONDS, 50_000 * 60),
+        ("Company SMS pool", Unit.MESSAGES, 20_000),
+    ]:
+        bucket_grant(cost_centre=root, name=name, unit=unit, quantity=quantity, valid_until=month, reason="Demo pool")
+    divisions = {node.name: node for node in root.get_children()}
+    block, throttle, overage = NodeLimit.OnExceed.BLOCK, NodeLimit.OnExceed.THROTTLE, NodeLimit.OnExceed.OVERAGE
+    for node, unit, limit, on_exceed in [
+        (divisions["Engineering"], Unit.BYTES, 800 * GB, throttle),
+        (divisions["Engineering"], Unit.SECONDS, 15_000 * 60, block),
+        (divisions["Operations"], Unit.BYTES, 500 * GB, block),
+        (divisions["Sales"], Unit.BYTES, 600 * GB, overage),
+        (divisions["Sales"], Unit.SECONDS, 25_000 * 60, overage),
+        (divisions["Sales"], Unit.MESSAGES, 8_000, block),
+    ]:
+        terms = {"overage_price": Decimal("2.0000"), "overage_per_units": GB} if on_exceed == overage else {}
+        if on_exceed == overage and unit == Unit.SECONDS:
+            terms = {"overage_price": Decimal("0.0200"), "overage_per_units": 60}
+        node_limit_set(node=node, unit=unit, limit=limit, on_exceed=on_exceed, **terms)
+    for team in CostCentre.objects.filter(parent__parent=divisions["Sales"], kind=CostCentre.Kind.TEAM)[:2]:
+        node_limit_set(node=team, unit=Unit.BYTES, limit=60 * GB, on_exceed=block)
+    sales = _user("acme-sales", "acme-demo", first_name="Sven", email="sales-telecom@acme.example")
+    ManagerAssignment.objects.create(user=sales, node=divisions["Sales"])
 
 
 def _agent() -> None:

@@ -1,8 +1,10 @@
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from charging.ledger import ledger_mismatches
-from enterprise.models import Company, CostCentre
+from charging.models import Bucket, NodeLimit
+from enterprise.models import Company, CostCentre, ManagerAssignment
 from enterprise.selectors import cost_centre_path, cost_centre_tree_is_valid
 from portal.demo.data import DEMO_LOGINS
 from portal.models import Line
@@ -51,3 +53,26 @@ def test_tree_check_notices_broken_numbering():
     CostCentre.objects.filter(pk=node.pk).update(rght=node.lft)
 
     assert not cost_centre_tree_is_valid(company=company)
+
+
+def test_demo_gives_acme_a_pool_per_unit_limits_and_a_sales_sub_manager(client):
+
+    call_command("demo_load")
+    company = Company.objects.get()
+    sales = CostCentre.objects.get(company=company, name="Sales")
+
+    pools = Bucket.objects.filter(cost_centre__company=company, cost_centre__parent=None)
+    assert sorted(pools.values_list("unit", flat=True)) == ["bytes", "messages", "seconds"]
+    assert set(NodeLimit.objects.filter(node__company=company).values_list("on_exceed", flat=True)) == {
+        "block",
+        "throttle",
+        "overage",
+    }
+    assert ManagerAssignment.objects.get(user__username="acme-sales").node == sales
+    sub_manager = User.objects.get(username="acme-sales")
+    assert sub_manager.check_password("acme-demo")
+    client.force_login(sub_manager)
+    assert client.get(f"/enterprise/nodes/{sales.pk}/").status_code == 200
+    operations = CostCentre.objects.get(company=company, name="Operations")
+    assert client.get(f"/enterprise/nodes/{operations.pk}/").status_code == 404
+    assert ledger_mismatches() == []

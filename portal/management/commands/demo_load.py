@@ -14,4 +14,4 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS("Demo data loaded."))
         self.stdout.write("Logins (user / password):")
         for login in DEMO_LOGINS:
-            self.stdout.write(f"  {login.role:<28} {login.username} / {login.password}")
+            self.stdout.write(f"  {login.role:<31} {login.username} / {login.password}")
