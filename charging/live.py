@@ -11,12 +11,12 @@ shows of its group (the latest wins), numbered so that a page can ignore an olde
 import logging
 from collections.abc import Iterable, Mapping
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from charging.selectors import account_money_snapshots, line_balance_snapshots, node_snapshots
 from charging.watchers import watched_sequences
+from portal.channel_layer import group_send_all
 from portal.models import Line
 
 logger = logging.getLogger(__name__)
@@ -69,14 +69,11 @@ def changed_publish(
     groups = (
         [line_group(i) for i in line_ids] + [node_group(i) for i in node_ids] + [account_group(i) for i in all_accounts]
     )
-    layer = get_channel_layer()
-    if layer is None:
+    if get_channel_layer() is None:
         return
     try:
         # Numbered before the snapshots are read: see charging.watchers.
-        messages = group_messages(watched_sequences(groups))
-        if messages:
-            async_to_sync(_send_all)(layer, messages)
+        group_send_all(group_messages(watched_sequences(groups)))
     except Exception:
         # A live push is best effort: the charge is committed, and a page that missed it is
         # sent a fresh snapshot at its next heartbeat.
@@ -110,8 +107,3 @@ def _accounts_of(line_ids: list[int]) -> set[int]:
     return (
         set(Line.objects.filter(pk__any=line_ids).values_list("billing_account_id", flat=True)) if line_ids else set()
     )
-
-
-async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:
-    for group, message in messages:
-        await layer.group_send(group, message)

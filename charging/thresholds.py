@@ -10,7 +10,6 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -22,6 +21,7 @@ from charging.locks import LimitRow, threshold_notice_lock
 from charging.models import Bucket, NodeLimit, ThresholdNotice
 from charging.units import Unit, format_units
 from enterprise.models import CostCentre, ManagerAssignment
+from portal.channel_layer import group_send_all
 from portal.models import Customer, Notification
 from portal.notifications import notification_send
 from portal.task_queue import task_queue
@@ -147,8 +147,7 @@ def _groups(notice: ThresholdNotice) -> list[str]:
 
 def threshold_notice_publish(*, notice: ThresholdNotice) -> None:
     """Pushes a committed notice to the line's group, or to the node's and its ancestors'."""
-    layer = get_channel_layer()
-    if layer is None:
+    if get_channel_layer() is None:
         return
     message = {
         "type": "threshold.crossed",
@@ -163,8 +162,7 @@ def threshold_notice_publish(*, notice: ThresholdNotice) -> None:
         },
     }
     try:
-        for group in _groups(notice):
-            async_to_sync(layer.group_send)(group, message)
+        group_send_all([(group, message) for group in _groups(notice)])
     except Exception:
         # Best effort: the notice is committed, and the notification is sent either way.
         logger.exception("could not publish threshold notice %s", notice.pk)

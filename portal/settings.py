@@ -166,7 +166,7 @@ LIVE_HEARTBEAT_SECONDS = float(os.environ.get("LIVE_HEARTBEAT_SECONDS", "15"))
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "portal.channel_layer.WaitingRedisChannelLayer",
             "CONFIG": {
                 # The layer waits for messages in blocking pops of 5 s; redis-py's own read
                 # timeout is also 5 s by default, so a quiet socket's pop timed out and closed it.

@@ -8,6 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from channels_redis.core import RedisChannelLayer
 from django.db import transaction
 
 from charging.live import account_group, line_group
@@ -24,16 +25,16 @@ pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(autouse=True)
 def real_channel_layer():
     redis_url()
-    assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
+    assert isinstance(get_channel_layer(), RedisChannelLayer)
 
 
-async def owners_socket(line) -> WebsocketCommunicator:
+async def owners_socket(line, timeout: float = 2) -> WebsocketCommunicator:
     user = await database_sync_to_async(lambda: line.billing_account.customer.user)()
     headers = await database_sync_to_async(websocket_headers)(user)
     communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=timeout)
     assert connected
-    await until_ready(communicator)
+    await until_ready(communicator, timeout=timeout)
     return communicator
 
 
@@ -97,4 +98,16 @@ async def test_watch_counts_are_exact_however_sockets_end():
     await database_sync_to_async(charge)(line, "after-1", 5 * MB)
     assert (await staying.receive_json_from(timeout=3))["buckets"][0]["remaining"] == 95 * MB
     await staying.disconnect()
+    assert await database_sync_to_async(watch_counts)([group]) == {group: 0}
+
+
+async def test_a_burst_of_sockets_leaving_at_once_all_leave():
+    line = await line_with_allowance()
+    group = line_group(line.pk)
+    # More than a loop's connections to Redis: the later ones wait their turn, none fails.
+    sockets = await asyncio.gather(*(owners_socket(line, timeout=60) for _ in range(120)))
+    assert await database_sync_to_async(watch_counts)([group]) == {group: 120}
+
+    await asyncio.gather(*(socket.disconnect() for socket in sockets))
+
     assert await database_sync_to_async(watch_counts)([group]) == {group: 0}
