@@ -190,10 +190,18 @@ class Screens:
 
 
 def charge_steadily(
-    *, company: LiveCompany, line_ids: list[int], rate: float, seconds: float, drivers: int, prefix: str
+    *,
+    company: LiveCompany,
+    line_ids: list[int],
+    rate: float,
+    seconds: float,
+    drivers: int,
+    prefix: str,
+    every: float = 0.25,
 ) -> "Charged":
     """Posts data records of 1 MB on ``line_ids`` at ``rate`` a second for ``seconds``, from
-    ``drivers`` processes charging each batch as it is posted (as a worker would); returns
+    ``drivers`` processes, each posting a batch every ``every`` seconds and charging it as a
+    worker would (mediation's files arrive in a steady stream); returns
     how many were charged, over how long, and what the watched groups must show after each
     commit."""
     connections.close_all()
@@ -202,7 +210,8 @@ def charge_steadily(
     start = time.time() + 1.0
     processes = [
         context.Process(
-            target=_drive, args=(company, line_ids, rate / drivers, seconds, f"{prefix}-{i}", i, start, results)
+            target=_drive,
+            args=(company, line_ids, rate / drivers, every, seconds, f"{prefix}-{i}", i, start, results),
         )
         for i in range(drivers)
     ]
@@ -221,10 +230,7 @@ def charge_steadily(
     )
 
 
-TICK_SECONDS = 0.1  # a batch per driver this often: mediation's files arrive in a steady stream
-
-
-def _drive(company, line_ids, rate, seconds, prefix, seed, start, results) -> None:
+def _drive(company, line_ids, rate, every, seconds, prefix, seed, start, results) -> None:
     import random
     import traceback
 
@@ -232,8 +238,8 @@ def _drive(company, line_ids, rate, seconds, prefix, seed, start, results) -> No
         celery_app.conf.task_always_eager = True  # each batch is charged here as it commits
         chooser = random.Random(seed)  # noqa: S311  (which line a record is for, not a secret)
         watched_nodes = {w.key for w in company.managers}
-        every = max(TICK_SECONDS, 1 / rate)
         per_tick = max(1, round(rate * every))
+        every = per_tick / rate
         charged, required, serial = 0, [], 0
         time.sleep(max(0.0, start - time.time()))
         began = time.time()

@@ -46,6 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--rate", type=float, default=1000, help="Charges a second.")
         parser.add_argument("--seconds", type=float, default=60)
         parser.add_argument("--drivers", type=int, default=2, help="Processes posting and charging the records.")
+        parser.add_argument("--batch-seconds", type=float, default=0.25, help="Each driver posts a batch this often.")
         parser.add_argument("--stress-sockets", type=int, default=1000)
         parser.add_argument("--stress-rate", type=float, default=5)
         parser.add_argument("--stress-seconds", type=float, default=60)
@@ -129,6 +130,7 @@ class Command(BaseCommand):
                 seconds=options["seconds"],
                 drivers=options["drivers"],
                 prefix=f"run-{time.monotonic_ns()}",
+                every=options["batch_seconds"],
             )
             time.sleep(SETTLE_SECONDS)
             final = final_values(company, watchers)
