@@ -133,3 +133,30 @@ async def test_a_top_up_reaches_the_account_owner_and_no_one_else():
     assert await elsewhere.receive_nothing(timeout=0.3)
     await watching.disconnect()
     await elsewhere.disconnect()
+
+
+async def test_a_push_that_never_arrived_is_made_good_at_the_next_heartbeats(settings):
+    from charging.live import line_group
+    from charging.models import Bucket
+    from charging.watchers import watched_sequences
+
+    settings.LIVE_HEARTBEAT_SECONDS = 0.2
+    line = await database_sync_to_async(LineFactory)()
+    bucket = await database_sync_to_async(data_bucket)(line, 10 * MB)
+    user = await database_sync_to_async(lambda: line.billing_account.customer.user)()
+    communicator, _, _ = await connect(user)
+    await until_ready(communicator)
+
+    def lost_push():
+        # A charge's push numbered and then dropped on its way (a process that fell behind).
+        Bucket.objects.filter(pk=bucket.pk).update(remaining=4 * MB)
+        watched_sequences([line_group(line.pk)])
+
+    await database_sync_to_async(lost_push)()
+    # Within a few heartbeats (a push numbered at one beat has until the next to arrive).
+    received = [await communicator.receive_json_from(timeout=2) for _ in range(4)]
+    caught_up = next(message for message in received if message["type"] != "heartbeat")
+
+    assert (caught_up["type"], caught_up["line"]) == ("line.changed", line.pk)
+    assert caught_up["buckets"][0]["remaining"] == 4 * MB
+    await communicator.disconnect()
