@@ -70,11 +70,17 @@ def celery_worker(*, queue: str, env: dict[str, str] | None = None) -> Iterator[
     try:
         yield worker
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        process_stop(worker, timeout=15)
+
+
+def process_stop(process: subprocess.Popen, *, timeout: float) -> None:
+    """Asks a child process to stop, and kills it if it has not within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def celery_workers_wait(workers: list[CeleryWorker], *, timeout: float = 60) -> None:

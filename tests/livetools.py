@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from django.db import transaction
 from django.test import Client
 
+from charging.usage_events import usage_event_charge, usage_event_ingest
 from portal.processes import database_env
 
 
@@ -39,6 +41,16 @@ def asgi_server(port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def data_charged(line, external_id: str, quantity: int) -> None:
+    """A data record for ``line`` stored and charged at once, as a worker would (its live push
+    leaves when the charge commits)."""
+    with transaction.atomic():
+        event, _ = usage_event_ingest(
+            payload={"external_id": external_id, "msisdn": line.msisdn, "service": "data", "quantity": quantity}
+        )
+    usage_event_charge(event_id=event.pk)
 
 
 def websocket_headers(user=None) -> list[tuple[bytes, bytes]]:

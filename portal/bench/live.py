@@ -29,7 +29,7 @@ from charging.offline import usage_batch_ingest
 from portal.bench.live_company import MB, LiveCompany, allowance_remaining, limits_used
 from portal.bench.sockets import SocketLog, Watcher, sockets_watch
 from portal.celery import app as celery_app
-from portal.processes import database_env
+from portal.processes import database_env, process_stop
 
 SERVER_NAME = "live-bench-server"  # the servers' database sessions call themselves this
 
@@ -108,12 +108,7 @@ def servers(*, processes: int, port: int, env: dict[str, str]) -> Iterator[str]:
         _wait_until_up(url, server)
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        process_stop(server, timeout=30)
 
 
 def _wait_until_up(url: str, server: subprocess.Popen) -> None:

@@ -4,14 +4,12 @@ import json
 import urllib.request
 
 import pytest
-from django.db import transaction
 from playwright.sync_api import expect, sync_playwright
 
 from charging.models import Bucket
-from charging.usage_events import usage_event_charge, usage_event_ingest
 from portal.demo.data import mediation_key
 from tests.factories import MB, LineFactory, UserFactory, data_bucket
-from tests.livetools import asgi_server, free_port
+from tests.livetools import asgi_server, data_charged, free_port
 from tests.services import chromium_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -100,17 +98,9 @@ def test_a_page_that_lost_its_socket_says_so_and_catches_up_when_it_reconnects(b
         page.evaluate("window.loadedOnce = true")
     # The server went away mid-stream: the page says it is not live, and misses this charge.
     expect(status).to_have_attribute("data-state", "offline")
-    charge_directly(line, "c-2", 25 * MB)
+    data_charged(line, "c-2", 25 * MB)
 
     with asgi_server(port):
         expect(status).to_have_attribute("data-state", "live", timeout=10_000)
         expect(remaining).to_have_text("65.0 MB")
         assert page.evaluate("window.loadedOnce") is True  # caught up without a reload
-
-
-def charge_directly(line, external_id: str, quantity: int) -> None:
-    with transaction.atomic():
-        event, _ = usage_event_ingest(
-            payload={"external_id": external_id, "msisdn": line.msisdn, "service": "data", "quantity": quantity}
-        )
-    usage_event_charge(event_id=event.pk)

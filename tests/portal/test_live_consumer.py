@@ -3,11 +3,10 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
-from charging.usage_events import usage_event_charge, usage_event_ingest
 from portal.asgi import application
 from portal.selfcare.consumers import CLOSE_UNAUTHENTICATED
 from tests.factories import MB, LineFactory, data_bucket
-from tests.livetools import until_ready, websocket_headers
+from tests.livetools import data_charged, until_ready, websocket_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,14 +16,6 @@ async def connect(user=None) -> tuple[WebsocketCommunicator, bool, int | None]:
     communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
     connected, code = await communicator.connect()
     return communicator, connected, code
-
-
-def charge(line, external_id: str, quantity: int) -> None:
-    with transaction.atomic():
-        event, _ = usage_event_ingest(
-            payload={"external_id": external_id, "msisdn": line.msisdn, "service": "data", "quantity": quantity}
-        )
-    usage_event_charge(event_id=event.pk)
 
 
 async def test_socket_refuses_an_anonymous_user():
@@ -47,7 +38,7 @@ async def test_socket_refuses_someone_elses_line_and_sends_nothing_of_it():
 
     await communicator.send_json_to({"action": "subscribe", "line": theirs.pk})
     answer = await communicator.receive_json_from()
-    await database_sync_to_async(charge)(theirs, "theirs-1", MB)
+    await database_sync_to_async(data_charged)(theirs, "theirs-1", MB)
 
     assert answer == {"type": "error", "code": "not_found", "line": theirs.pk}
     assert await communicator.receive_nothing(timeout=0.3)
@@ -62,7 +53,7 @@ async def test_owner_receives_the_new_balance_when_a_charge_commits():
     assert connected
     await until_ready(communicator)
 
-    await database_sync_to_async(charge)(line, "mine-1", 3 * MB)
+    await database_sync_to_async(data_charged)(line, "mine-1", 3 * MB)
     message = await communicator.receive_json_from(timeout=2)
 
     assert message["type"] == "line.changed"
@@ -92,7 +83,7 @@ async def test_a_manager_sees_charges_below_their_cost_centre_and_nothing_of_oth
     ready, _ = await until_ready(watching)
     await until_ready(elsewhere)
 
-    await database_sync_to_async(charge)(tree.lines[0], "ev-team", 10 * MB)
+    await database_sync_to_async(data_charged)(tree.lines[0], "ev-team", 10 * MB)
 
     pushed = await watching.receive_json_from(timeout=2)
     assert ready["cost_centres"] == [tree.division.pk]

@@ -9,14 +9,12 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
-from django.db import transaction
 
 from charging.live import account_group, line_group
-from charging.usage_events import usage_event_charge, usage_event_ingest
 from charging.watchers import watch_counts, watched_sequences
 from portal.asgi import application
 from tests.factories import MB, LineFactory, data_bucket
-from tests.livetools import until_ready, websocket_headers
+from tests.livetools import data_charged, until_ready, websocket_headers
 from tests.services import redis_url
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -38,14 +36,6 @@ async def owners_socket(line, timeout: float = 2) -> WebsocketCommunicator:
     return communicator
 
 
-def charge(line, external_id: str, quantity: int) -> None:
-    with transaction.atomic():
-        event, _ = usage_event_ingest(
-            payload={"external_id": external_id, "msisdn": line.msisdn, "service": "data", "quantity": quantity}
-        )
-    usage_event_charge(event_id=event.pk)
-
-
 async def line_with_allowance():
     line = await database_sync_to_async(LineFactory)()
     await database_sync_to_async(data_bucket)(line, 100 * MB)
@@ -58,7 +48,7 @@ async def test_a_socket_quiet_for_longer_than_the_layers_wait_still_gets_the_nex
 
     # Longer than the layer's blocking wait for messages, with nothing to receive.
     await asyncio.sleep(get_channel_layer().brpop_timeout + 2)
-    await database_sync_to_async(charge)(line, "quiet-1", 10 * MB)
+    await database_sync_to_async(data_charged)(line, "quiet-1", 10 * MB)
 
     pushed = await socket.receive_json_from(timeout=3)
     assert (pushed["type"], pushed["buckets"][0]["remaining"]) == ("line.changed", 90 * MB)
@@ -95,7 +85,7 @@ async def test_watch_counts_are_exact_however_sockets_end():
         await cancelled.future
 
     assert await database_sync_to_async(watch_counts)([group]) == {group: 1}
-    await database_sync_to_async(charge)(line, "after-1", 5 * MB)
+    await database_sync_to_async(data_charged)(line, "after-1", 5 * MB)
     assert (await staying.receive_json_from(timeout=3))["buckets"][0]["remaining"] == 95 * MB
     await staying.disconnect()
     assert await database_sync_to_async(watch_counts)([group]) == {group: 0}
