@@ -38,6 +38,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def __call__(self, scope, receive, send):
         self.groups_joined: set[str] = set()
         self.delivered: dict[str, int] = {}  # per group, the highest sequence sent to the page
+        self.shown: dict[str, dict] = {}  # per group, the state the page shows
         self.heartbeat: asyncio.Task | None = None
         try:
             await super().__call__(scope, receive, send)
@@ -104,10 +105,16 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "threshold.crossed", **event["notice"]})
 
     async def _forward(self, event) -> None:
-        """Sends a push on, unless the page already has a newer state of its group."""
-        if event["seq"] <= self.delivered.get(event["group"], -1):
+        """Sends a push on, unless the page already has a newer state of its group, or the
+        same one (an account's money is pushed with every charge of its lines, moved or not)."""
+        group = event["group"]
+        if event["seq"] <= self.delivered.get(group, -1):
             return
-        self.delivered[event["group"]] = event["seq"]
+        self.delivered[group] = event["seq"]
+        state = {key: value for key, value in event["view"].items() if key != "seq"}
+        if self.shown.get(group) == state:
+            return
+        self.shown[group] = state
         await self.send_json(event["view"])
 
     async def _send_current(self, groups: list[str]) -> None:

@@ -71,6 +71,7 @@ async def test_a_manager_sees_charges_below_their_cost_centre_and_nothing_of_oth
     def build():
         tree = company_tree(lines=1)
         limit_on(tree.team, 50 * MB)
+        limit_on(tree.division, 80 * MB)
         other_team = cost_centre_create(parent=tree.division, name="South", kind="team")
         manager, outsider = UserFactory(), UserFactory()
         ManagerAssignment.objects.create(user=manager, node=tree.division)

@@ -17,7 +17,7 @@ from enterprise.services import cost_centre_create
 from portal.asgi import application
 from portal.models import Customer, Line
 from portal.services import line_create
-from tests.charging.trees import Tree, company_tree
+from tests.charging.trees import Tree, company_tree, limit_on
 from tests.factories import MB, LineFactory, UserFactory, data_bucket
 from tests.livetools import until_ready, websocket_headers
 
@@ -185,6 +185,7 @@ async def test_a_sub_manager_watches_a_line_of_their_subtree_live():
         sub_manager = UserFactory()
         ManagerAssignment.objects.create(user=sub_manager, node=acme.engineering_node)
         data_bucket(acme.engineering, 10 * MB)
+        limit_on(acme.engineering_node, 50 * MB)  # so that the node's figures move too
         return acme, sub_manager
 
     acme, sub_manager = await database_sync_to_async(build)()
