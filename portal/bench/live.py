@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -370,3 +371,20 @@ def page_p95(*, url: str, cookie: str, path: str, requests: int = 60, warm_up: i
         if index >= warm_up:
             timings.append((time.perf_counter() - started) * 1000)
     return _percentile(timings, 95)
+
+
+def pages_at_once(*, url: str, cookie: str, path: str, clients: int = 40, requests: int = 5) -> int:
+    """``clients`` loading a page ``requests`` times each, all at once; returns how many
+    answered 200 (the servers' database sessions are sampled meanwhile)."""
+
+    def load() -> int:
+        answered = 0
+        for _ in range(requests):
+            request = urllib.request.Request(f"{url}{path}", headers={"Cookie": cookie})  # noqa: S310
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310  (a local server of its own)
+                response.read()
+                answered += response.status == 200
+        return answered
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        return sum(pool.map(lambda _: load(), range(clients)))

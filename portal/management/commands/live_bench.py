@@ -26,6 +26,7 @@ from portal.bench.live import (
     final_values,
     free_port,
     page_p95,
+    pages_at_once,
     servers,
     year_of_usage,
 )
@@ -147,13 +148,17 @@ class Command(BaseCommand):
         )
 
     def _idle_and_page(self, company: LiveCompany, url: str, options) -> tuple[int, float]:
-        """Sockets that hear nothing but heartbeats for a while, as the line page is timed."""
+        """Sockets that hear nothing but heartbeats for a while, as the line page is timed, then
+        loaded by many clients at once."""
         timed = company.consumers[1]
         year_of_usage(line_id=_line(timed), msisdn=company.msisdn_of[_line(timed)], records=options["page_records"])
         idle = company.consumers[2 : 2 + options["idle_sockets"]]
         with Screens(url, idle) as screens:
             began = time.monotonic()
-            page = page_p95(url=url, cookie=timed.cookie, path=f"/selfcare/lines/{_line(timed)}/")
+            path = f"/selfcare/lines/{_line(timed)}/"
+            page = page_p95(url=url, cookie=timed.cookie, path=path)
+            answered = pages_at_once(url=url, cookie=timed.cookie, path=path)
+            self.stdout.write(f"pages under load: 40 clients loading the line page 5 times each, {answered} answered")
             time.sleep(max(0.0, options["idle_seconds"] - (time.monotonic() - began)))
         return sum(1 for log in screens.logs if log.dropped), page
 
