@@ -117,7 +117,7 @@ class Command(BaseCommand):
         say(f"database sessions held by the servers at most: {sampler.most}")
         say(
             f"live-bench sockets={main.sockets} processes={processes} p95_ms={main.p95_ms:.0f}"
-            f" lost={main.lost + stress.lost} dropped={main.dropped + stress.dropped + idle_dropped}"
+            f" lost={main.lost} dropped={main.dropped + stress.dropped + idle_dropped}"
             f" db_connections_max={sampler.most}"
         )
 
