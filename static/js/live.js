@@ -67,7 +67,7 @@
     if (retryTimer) return;
     // Jitter spreads the reconnections of every page after a server restart.
     const wait = retryDelay / 2 + Math.random() * (retryDelay / 2);
-    setStatus("offline", `not live, reconnecting in ${Math.ceil(wait / 1000)} s`);
+    setStatus("offline", "not live, reconnecting…");
     retryTimer = setTimeout(function () {
       retryTimer = null;
       connect();
