@@ -38,66 +38,8 @@ PAST_LIMIT: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class LimitFigures:
-    """One limit as a page shows it; ``used`` is this period's (a period not yet rolled over
-    by a charge counts as nothing used)."""
-
-    id: int
-    node_id: int
-    unit: str
-    period: str
-    on_exceed: str
-    limit: int
-    used: int
-    reserved: int
-
-    @property
-    def label(self) -> str:
-        return UNIT_LABELS.get(self.unit, self.unit)
-
-    @property
-    def remaining(self) -> int:
-        return max(self.limit - self.used - self.reserved, 0)
-
-    @property
-    def percent_used(self) -> int:
-        return 100 if self.limit == 0 and self.used else round(100 * min(self.used, self.limit) / (self.limit or 1))
-
-    def display(self, quantity: int) -> str:
-        return format_units(quantity, self.unit)
-
-    @property
-    def limit_display(self) -> str:
-        return self.display(self.limit)
-
-    @property
-    def used_display(self) -> str:
-        return self.display(self.used)
-
-    @property
-    def reserved_display(self) -> str:
-        return self.display(self.reserved)
-
-    @property
-    def remaining_display(self) -> str:
-        return self.display(self.remaining)
-
-    @property
-    def on_exceed_display(self) -> str:
-        return PAST_LIMIT.get(self.on_exceed, self.on_exceed)
-
-
-@dataclass(frozen=True)
-class RollUp:
-    """What is allocated below a node in one unit: the limits of the topmost limited nodes
-    of its subtree (a limit nested inside another is already counted by it)."""
-
-    unit: str
-    nodes: int
-    limit: int
-    used: int
-    reserved: int
+class _InUnits:
+    """How a figure of ``unit`` (limit, used, reserved) reads on a page."""
 
     @property
     def label(self) -> str:
@@ -114,6 +56,49 @@ class RollUp:
     @property
     def reserved_display(self) -> str:
         return format_units(self.reserved, self.unit)
+
+
+@dataclass(frozen=True)
+class LimitFigures(_InUnits):
+    """One limit as a page shows it; ``used`` is this period's (a period not yet rolled over
+    by a charge counts as nothing used)."""
+
+    id: int
+    node_id: int
+    unit: str
+    period: str
+    on_exceed: str
+    limit: int
+    used: int
+    reserved: int
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used - self.reserved, 0)
+
+    @property
+    def percent_used(self) -> int:
+        return 100 if self.limit == 0 and self.used else round(100 * min(self.used, self.limit) / (self.limit or 1))
+
+    @property
+    def remaining_display(self) -> str:
+        return format_units(self.remaining, self.unit)
+
+    @property
+    def on_exceed_display(self) -> str:
+        return PAST_LIMIT.get(self.on_exceed, self.on_exceed)
+
+
+@dataclass(frozen=True)
+class RollUp(_InUnits):
+    """What is allocated below a node in one unit: the limits of the topmost limited nodes
+    of its subtree (a limit nested inside another is already counted by it)."""
+
+    unit: str
+    nodes: int
+    limit: int
+    used: int
+    reserved: int
 
 
 def _figures(row, at: datetime) -> LimitFigures:
