@@ -79,37 +79,37 @@ def free_port() -> int:
 
 @contextmanager
 def servers(*, processes: int, port: int, env: dict[str, str]) -> Iterator[str]:
-    """``processes`` uvicorn processes sharing one listening socket; yields their URL."""
+    """``processes`` uvicorn processes behind one address; yields its URL. Each has a listening
+    socket of its own on the port (SO_REUSEPORT), so the kernel spreads connections evenly
+    between them; with one shared socket (``--workers``) one process may take most."""
     connections.close_all()
     environment = {**os.environ, **database_env(), "PGAPPNAME": SERVER_NAME, **env}
     environment.pop("DJANGO_CONN_MAX_AGE", None)  # the ASGI module sets its own
-    server = subprocess.Popen(  # noqa: S603  (this interpreter, fixed arguments)
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "portal.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(processes),
-            "--lifespan",
-            "off",
-            "--timeout-graceful-shutdown",
-            "5",
-            "--log-level",
-            "warning",
-        ],
-        env=environment,
-    )
-    url = f"http://127.0.0.1:{port}"
+    listeners, started = [], []
     try:
-        _wait_until_up(url, server)
+        for _ in range(processes):
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            listener.bind(("127.0.0.1", port))
+            listener.listen(2048)
+            listeners.append(listener)
+            started.append(
+                subprocess.Popen(  # noqa: S603  (this interpreter, fixed arguments)
+                    [sys.executable, "-m", "uvicorn", "portal.asgi:application", "--fd", str(listener.fileno())]
+                    + ["--lifespan", "off", "--timeout-graceful-shutdown", "5", "--log-level", "warning"],
+                    env=environment,
+                    pass_fds=[listener.fileno()],
+                )
+            )
+        url = f"http://127.0.0.1:{port}"
+        for server in started:
+            _wait_until_up(url, server)
         yield url
     finally:
-        process_stop(server, timeout=30)
+        for server in started:
+            process_stop(server, timeout=30)
+        for listener in listeners:
+            listener.close()
 
 
 def _wait_until_up(url: str, server: subprocess.Popen) -> None:
