@@ -31,6 +31,7 @@ _process = {"pid": None, "id": ""}
 _last_refresh = {"at": 0.0}
 _local_sequences: dict[str, int] = {}
 _local_lock = threading.Lock()
+_scripts: dict[tuple[int, str], object] = {}
 
 
 def _key(name: str) -> str:
@@ -84,6 +85,15 @@ return result
 """
 
 
+def _script(conn, source: str):
+    """``source`` loaded into Redis once per client and called by its digest (a publish runs
+    one with every charge)."""
+    key = (id(conn), source)
+    if key not in _scripts:
+        _scripts[key] = conn.register_script(source)
+    return _scripts[key]
+
+
 def groups_watch(groups: Iterable[str]) -> None:
     """This process has one more socket in each of ``groups``."""
     groups = list(groups)
@@ -105,7 +115,7 @@ def groups_unwatch(groups: Iterable[str]) -> None:
     conn = client_if_configured()
     if conn is None or not groups:
         return
-    conn.eval(_UNWATCH, 1, _counts_key(_process_id()), *groups)
+    _script(conn, _UNWATCH)(keys=[_counts_key(_process_id())], args=groups)
 
 
 def watching_refresh() -> None:
@@ -128,7 +138,7 @@ def _register(pipe, counts: str) -> None:
 
 
 def watch_counts(groups: list[str]) -> dict[str, int]:
-    """How many sockets of live processes watch each group (for checks and the bench)."""
+    """How many sockets of live processes watch each group."""
     conn = client_if_configured()
     if conn is None:
         return {}
@@ -151,7 +161,8 @@ def watched_sequences(groups: list[str]) -> dict[str, int]:
             for group in groups:
                 _local_sequences[group] = max(_local_sequences.get(group, 0) + 1, time.time_ns() // 1000)
             return {group: _local_sequences[group] for group in groups}
-    numbers = conn.eval(_WATCHED_SEQUENCES, 3, _key("processes"), _key("sequences"), _key("watch:"), *groups)
+    keys = [_key("processes"), _key("sequences"), _key("watch:")]
+    numbers = _script(conn, _WATCHED_SEQUENCES)(keys=keys, args=groups)
     return {group: int(number) for group, number in zip(groups, numbers, strict=True) if int(number)}
 
 

@@ -71,6 +71,8 @@ class WaitingRedisChannelLayer(RedisChannelLayer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._taken: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self._backed_up: dict[str, bool] = {}  # channels whose backup holds what ``_taken`` holds
+        self._scripts: dict[tuple[int, str], object] = {}
 
     def create_pool(self, index):
         host = dict(self.hosts[index])
@@ -90,25 +92,36 @@ class WaitingRedisChannelLayer(RedisChannelLayer):
         if not taken:
             await self._take(channel, taken)
         message = self.deserialize(taken.popleft())
-        if not taken:
+        if not taken and self._backed_up.pop(channel, False):
             await self.connection(self.consistent_hash(channel)).delete(
                 self._backup_channel_name(self.prefix + channel)
             )
         return message.pop("__asgi_channel__", channel), message
 
     async def _take(self, channel: str, taken: collections.deque) -> None:
+        """Fills ``taken``: with what is waiting (kept in the backup), else with the next
+        message to arrive (handed out at once, so not backed up)."""
         key = self.prefix + channel
         connection = self.connection(self.consistent_hash(channel))
+        take_waiting = self._script(connection, _TAKE_WAITING)
         while not taken:
-            waiting = await connection.eval(
-                _TAKE_WAITING, 2, key, self._backup_channel_name(key), self.RECEIVE_BATCH, self.expiry
+            waiting = await take_waiting(
+                keys=[key, self._backup_channel_name(key)], args=[self.RECEIVE_BATCH, self.expiry]
             )
             if waiting:
                 taken.extend(waiting[0::2])
+                self._backed_up[channel] = True
                 return
             popped = await connection.bzpopmin(key, timeout=self.brpop_timeout)
             if popped is not None:
                 taken.append(popped[1])
+
+    def _script(self, connection, source: str):
+        """``source`` loaded into Redis once per connection pool and called by its digest."""
+        key = (id(connection), source)
+        if key not in self._scripts:
+            self._scripts[key] = connection.register_script(source)
+        return self._scripts[key]
 
     async def group_send_many(self, messages: list[tuple[str, dict]]) -> None:
         """Sends each ``(group, message)`` as ``group_send`` would, in two round trips per Redis
@@ -134,9 +147,8 @@ class WaitingRedisChannelLayer(RedisChannelLayer):
                     keys_by_server.setdefault(server, []).extend((k, payloads[k], capacities[k]) for k in keys)
             for server, entries in keys_by_server.items():
                 keys, payloads, capacities = zip(*entries, strict=True)
-                full = await self.connection(server).eval(
-                    _SEND_TO_CHANNELS, len(keys), *keys, *payloads, *capacities, time.time(), self.expiry
-                )
+                send = self._script(self.connection(server), _SEND_TO_CHANNELS)
+                full = await send(keys=list(keys), args=[*payloads, *capacities, time.time(), self.expiry])
                 if full:
                     logger.info("%s pushes dropped: their channels were over capacity", full)
 

@@ -10,12 +10,14 @@ read right after each commit, so a screen's value never includes a charge before
 import bisect
 import multiprocessing
 import os
+import random
 import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -227,9 +229,6 @@ def charge_steadily(
 
 
 def _drive(company, line_ids, rate, every, seconds, prefix, seed, start, results) -> None:
-    import random
-    import traceback
-
     try:
         celery_app.conf.task_always_eager = True  # each batch is charged here as it commits
         chooser = random.Random(seed)  # noqa: S311  (which line a record is for, not a secret)
